@@ -1,0 +1,1 @@
+"""Music: keys and scales, the generator interface, and the algorithmic generators."""
