@@ -66,7 +66,8 @@ class Key:
         return [p for p in range(max(0, low), min(127, high) + 1) if p % 12 in pcs]
 
     def degree_pitch(self, degree: int, octave_base: int) -> int:
-        """Scale degree (any integer, may cross octaves) above the tonic at ``octave_base``."""
+        """Scale degree (any integer, may cross octaves) above the tonic in the octave starting at
+        ``octave_base`` (a C: 48, 60, ...)."""
         steps = SCALES[self.scale]
         octave, idx = divmod(degree, len(steps))
         return octave_base + self.tonic + 12 * octave + steps[idx]

@@ -1,0 +1,1 @@
+"""Benchmarks: the figures the targets are stated in, measured on this machine."""

@@ -1,0 +1,265 @@
+"""``livegen bench timing``: are the notes on time while the machine is busy?
+
+Plays 16th notes (default 2 minutes at 140 BPM) through the live rig — dispatch thread,
+generator thread, synth process on the JACK device, MIDI out on a JACK port, OSC in —
+while a TransformerNet-sized torch conv net runs flat out in a worker process and the
+event loop draws visuals frames. Measures:
+
+* note timing: when each note-on is handed to the MIDI port versus its scheduled time,
+  and when it arrives at a JACK MIDI input listening to ``livegen out`` (that adds the
+  JACK period);
+* audio underruns and callback times in the synth process (256-frame blocks, 48 kHz);
+* OSC in -> parameter applied, from a separate sender process, median and p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("livegen")
+
+BENCH_PATCH = """
+[patch]
+name = "bench-timing"
+[clock]
+bpm = {bpm}
+[key]
+tonic = "D"
+scale = "dorian"
+[audio]
+device = "{device}"
+sample_rate = 48000
+blocksize = 256
+[[generators]]
+name = "arp"
+kind = "arpeggiator"
+[generators.params]
+density = 1.0
+rest = 0.0
+step = 0.25
+gate = 0.5
+[midi]
+inputs = []
+virtual_output = true
+[osc]
+port = {port}
+[visuals]
+enabled = false
+"""
+
+SENDER = r"""
+import json, sys, time
+from pythonosc.udp_client import SimpleUDPClient
+port, n, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+c = SimpleUDPClient("127.0.0.1", port)
+sent = []
+t_next = time.monotonic()
+for i in range(n):
+    t_next += 1.0 / rate
+    while time.monotonic() < t_next:
+        time.sleep(0.0005)
+    sent.append(time.monotonic())
+    c.send_message("/livegen/param/bench.probe", float(i))
+print(json.dumps(sent))
+"""
+
+
+def _jack_running() -> bool:
+    return bool(shutil.which("jack_lsp")) and subprocess.run(["jack_lsp"], capture_output=True).returncode == 0
+
+
+def _ensure_jack() -> subprocess.Popen | None:
+    if _jack_running():
+        return None
+    if not shutil.which("jackd"):
+        return None
+    log.info("starting jackd on the dummy driver (48 kHz, 256 frames) for the benchmark")
+    proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if _jack_running():
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def _summary(errors_ms: list[float]) -> dict:
+    return {
+        "count": len(errors_ms),
+        "median_ms": _pct(errors_ms, 0.5),
+        "p99_ms": _pct(errors_ms, 0.99),
+        "max_ms": max(errors_ms) if errors_ms else float("nan"),
+        "min_ms": min(errors_ms) if errors_ms else float("nan"),
+        "late_over_1ms": sum(1 for e in errors_ms if e > 1.0),
+        "late_over_3ms": sum(1 for e in errors_ms if e > 3.0),
+    }
+
+
+async def _run(args) -> dict:
+    import mido
+
+    from livegen.bench.convload import ConvLoad
+    from livegen.control.params import ParamSpec
+    from livegen.events import NoteOn
+    from livegen.patch.loader import parse_patch
+    from livegen.play import LiveRig, RigOptions
+
+    jack = _jack_running()
+    if jack and not os.path.exists("/dev/snd/seq"):
+        os.environ.setdefault("MIDO_BACKEND", "mido.backends.rtmidi/UNIX_JACK")
+        mido.set_backend(os.environ["MIDO_BACKEND"], load=True)
+    device = args.audio_device if args.audio_device is not None else ("JACK" if jack else "")
+    port = _free_port()
+    patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port), "<bench>")
+    rig = LiveRig(patch, RigOptions(window=False, audio=True, seed=1, watch_patch=False))
+
+    emitted: list[tuple[float, float]] = []  # (scheduled, emitted)
+    received: list[float] = []
+    applied: dict[int, float] = {}
+    load = None if args.no_worker else ConvLoad()
+    if load is not None:
+        load.start()
+        await asyncio.sleep(3.0)  # let the worker reach full speed before measuring
+    engine = await rig.start()
+    engine.store.declare(ParamSpec("bench.probe", 0.0, 0.0, 1e9))
+    engine.store.subscribe(lambda _n, v: applied.setdefault(int(v), time.monotonic()), "bench.probe")
+    midi_out = next((o for o in rig.outputs if o.name.startswith("midi")), None)
+
+    def on_emit(out, event, t):
+        if isinstance(event, NoteOn) and out is midi_out:
+            emitted.append((event.time, t))
+
+    rig.dispatcher.on_emit = on_emit
+    listener = None
+    if midi_out is not None:
+        from livegen.control.midi_ports import open_input
+
+        def on_msg(msg):
+            if msg.type == "note_on" and msg.velocity > 0:
+                received.append(time.monotonic())
+
+        try:
+            listener = open_input("livegen out", on_msg, client_name="livegen-bench")
+        except Exception as e:
+            log.warning("cannot listen to 'livegen out': %s", e)
+
+    # The loop is kept busy like a show: a visuals frame drawn 30 times a second.
+    from livegen.visuals.scenes import create_scene
+
+    scene = create_scene("ripples", 320, 240, seed=0)
+
+    async def draw():
+        while True:
+            scene.render(time.monotonic(), engine.store.snapshot())
+            await asyncio.sleep(1 / 30)
+
+    drawer = asyncio.create_task(draw())
+    n_osc = int(min(args.seconds, 60) * 100)
+    sender = await asyncio.create_subprocess_exec(sys.executable, "-c", SENDER, str(port), str(n_osc), "100",
+                                                  stdout=asyncio.subprocess.PIPE)
+    t_start = time.monotonic()
+    stats_before = rig.synth.stats() if rig.synth is not None else {}
+    out, _ = await sender.communicate()
+    remaining = args.seconds - (time.monotonic() - t_start)
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+    synth_stats = rig.synth.stats() if rig.synth is not None else {}
+    drawer.cancel()
+    rig.dispatcher.on_emit = None
+    if load is not None:
+        load.stop()
+    if listener is not None:
+        listener.close()
+    audio_ok = rig.synth is not None
+    await rig.close()
+
+    sent = json.loads(out.decode() or "[]")
+    osc_lat = [(applied[i] - s) * 1e3 for i, s in enumerate(sent) if i in applied]
+    errors = [(e - s) * 1e3 for s, e in emitted]
+    # Arrival at the JACK input, matched in order to what was emitted.
+    jack_lat = [(r - s) * 1e3 for (s, _e), r in zip(emitted, received)] if len(received) == len(emitted) else []
+    return {
+        "machine": f"{os.cpu_count()} cores, python {sys.version.split()[0]}",
+        "seconds": args.seconds,
+        "bpm": args.bpm,
+        "worker": None if load is None else {"net": "TransformerNet 32/64/128, 5 res blocks, 320x240, 1 thread",
+                                            "frames": load.frames, "fps": load.fps()},
+        "note_on_emitted_vs_scheduled": _summary(errors),
+        "note_on_received_on_jack_input": _summary(jack_lat) if jack_lat else {"count": len(received)},
+        "audio": ({"device": synth_stats.get("device"), "blocksize": 256, "sample_rate": 48000,
+                   "underruns": synth_stats.get("underruns", 0) - stats_before.get("underruns", 0),
+                   "callbacks": synth_stats.get("callbacks", 0) - stats_before.get("callbacks", 0),
+                   "max_callback_ms": synth_stats.get("max_callback_ms"),
+                   "mean_callback_ms": synth_stats.get("mean_callback_ms"),
+                   "late_events": synth_stats.get("late_events")} if audio_ok else "no audio device"),
+        "osc_in_to_applied": {"sent": len(sent), "applied": len(osc_lat), "median_ms": _pct(osc_lat, 0.5),
+                              "p99_ms": _pct(osc_lat, 0.99), "max_ms": max(osc_lat) if osc_lat else float("nan")},
+        "engine": {"notes_scheduled": engine.stats.notes_scheduled,
+                   "notes_dropped_late": engine.stats.notes_dropped_late},
+    }
+
+
+def format_report(r: dict) -> str:
+    n = r["note_on_emitted_vs_scheduled"]
+    lines = [
+        f"livegen bench timing — {r['seconds']:g} s of 16ths at {r['bpm']:g} BPM ({r['machine']})",
+        f"worker: {r['worker']['net']}: {r['worker']['fps']:.2f} frames/s" if r["worker"] else "worker: none",
+        f"note-on emitted - scheduled: n={n['count']} median {n['median_ms']:.3f} ms, p99 {n['p99_ms']:.3f} ms, "
+        f"max {n['max_ms']:.3f} ms, >1 ms: {n['late_over_1ms']}, >3 ms: {n['late_over_3ms']}",
+    ]
+    j = r["note_on_received_on_jack_input"]
+    if "median_ms" in j:
+        lines.append(f"note-on at a JACK MIDI input - scheduled (includes the JACK period): median {j['median_ms']:.3f} ms, "
+                     f"p99 {j['p99_ms']:.3f} ms, max {j['max_ms']:.3f} ms")
+    a = r["audio"]
+    if isinstance(a, dict):
+        lines.append(f"audio on {a['device']}: {a['callbacks']} callbacks of 256 frames at 48 kHz, underruns {a['underruns']}, "
+                     f"callback mean {a['mean_callback_ms']:.3f} ms, max {a['max_callback_ms']:.3f} ms")
+    else:
+        lines.append(f"audio: {a}")
+    o = r["osc_in_to_applied"]
+    lines.append(f"OSC in -> parameter applied: {o['applied']}/{o['sent']} messages, median {o['median_ms']:.3f} ms, "
+                 f"p99 {o['p99_ms']:.3f} ms, max {o['max_ms']:.3f} ms")
+    e = r["engine"]
+    lines.append(f"engine: {e['notes_scheduled']} notes scheduled, {e['notes_dropped_late']} dropped for being late")
+    targets = n["p99_ms"] <= 1.0 and n["max_ms"] <= 3.0 and (not isinstance(a, dict) or a["underruns"] == 0)
+    lines.append(f"targets (p99 <= 1 ms, max <= 3 ms, 0 underruns): {'met' if targets else 'NOT met'}")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    jack = _ensure_jack()
+    try:
+        report = asyncio.run(_run(args))
+    finally:
+        if jack is not None:
+            jack.terminate()
+            jack.wait(5)
+    print(format_report(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0

@@ -1,0 +1,160 @@
+"""The dispatch thread: hands events to outputs at their absolute deadlines.
+
+The event loop computes *what* happens and *when*, a little ahead of time; this thread
+makes it happen *on time*, whatever the loop is doing (drawing, parsing a burst of OSC,
+reloading a patch). It sleeps until shortly before the next deadline, then spins to it:
+OS timers and asyncio wake up about a millisecond late, the spin does not. Each output
+gets each event ``output.lead`` seconds early (the synth places notes at the exact sample
+itself), so one slow output cannot delay another: outputs must not block in ``send``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Callable, Iterable, Sequence
+
+from livegen.events import AllNotesOff, NoteOff, NoteOn, OutEvent, Output
+
+log = logging.getLogger("livegen")
+
+SPIN_SECONDS = 0.002  # wake this long before a deadline and spin the rest
+SWITCH_INTERVAL = 0.0005  # seconds: how long another thread may hold the GIL while we wait
+
+
+class Dispatcher:
+    """A deadline queue per output, served by one thread."""
+
+    def __init__(self, outputs: Sequence[Output] = (), clock: Callable[[], float] = time.monotonic,
+                 spin: float = SPIN_SECONDS, realtime_priority: bool = True) -> None:
+        self._outputs: list[Output] = list(outputs)
+        self._now = clock
+        self._spin = spin
+        self._heap: list[tuple[float, int, Output, OutEvent]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._realtime = realtime_priority
+        self.on_emit: Callable[[Output, OutEvent, float], None] | None = None  # for benchmarks
+        self.errors = 0
+
+    # -- outputs ---------------------------------------------------------------------
+    @property
+    def outputs(self) -> list[Output]:
+        return list(self._outputs)
+
+    def add_output(self, output: Output) -> None:
+        with self._cond:
+            self._outputs.append(output)
+
+    def remove_output(self, output: Output) -> None:
+        with self._cond:
+            if output in self._outputs:
+                self._outputs.remove(output)
+            self._heap = [e for e in self._heap if e[2] is not output]
+            heapq.heapify(self._heap)
+
+    # -- scheduling ------------------------------------------------------------------
+    def schedule(self, event: OutEvent, outputs: Iterable[Output] | None = None) -> None:
+        """Deliver ``event`` to every output (or the given ones) at ``event.time - lead``."""
+        with self._cond:
+            targets = self._outputs if outputs is None else outputs
+            for out in targets:
+                heapq.heappush(self._heap, (event.time - out.lead, next(self._seq), out, event))
+            self._cond.notify()
+
+    def schedule_many(self, events: Iterable[OutEvent]) -> None:
+        with self._cond:
+            for event in events:
+                for out in self._outputs:
+                    heapq.heappush(self._heap, (event.time - out.lead, next(self._seq), out, event))
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def panic(self, t: float | None = None) -> None:
+        """Drop every pending note and silence every output now."""
+        now = self._now() if t is None else t
+        with self._cond:
+            self._heap = [e for e in self._heap if not isinstance(e[3], (NoteOn, NoteOff))]
+            heapq.heapify(self._heap)
+            event = AllNotesOff(now)
+            for out in self._outputs:
+                heapq.heappush(self._heap, (now - 1.0, next(self._seq), out, event))  # ahead of all
+            self._cond.notify()
+
+    # -- the thread ------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="livegen-dispatch", daemon=True)
+        self._thread.start()
+
+    def stop(self, flush: bool = True, timeout: float = 2.0) -> None:
+        """Stop the thread; with ``flush`` deliver what is due within ``timeout`` first."""
+        if self._thread is None:
+            return
+        if flush:
+            deadline = self._now() + timeout
+            while self._now() < deadline:
+                with self._cond:
+                    if not self._heap or self._heap[0][0] > deadline:
+                        break
+                time.sleep(0.005)
+        with self._cond:
+            self._running = False
+            self._cond.notify()
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _raise_priority(self) -> None:
+        if not self._realtime:
+            return
+        try:  # Linux: pid 0 is this thread. Needs privileges; without them we stay at normal priority.
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            log.debug("dispatch thread runs with SCHED_FIFO priority 10")
+        except (AttributeError, OSError, PermissionError):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+            except (AttributeError, OSError, PermissionError):
+                pass
+
+    def _run(self) -> None:
+        self._raise_priority()
+        now = self._now
+        cond = self._cond
+        while True:
+            with cond:
+                while self._running and (not self._heap or self._heap[0][0] - now() > self._spin):
+                    timeout = None if not self._heap else self._heap[0][0] - now() - self._spin
+                    cond.wait(timeout)
+                if not self._running:
+                    return
+                due = self._heap[0][0]
+            # Spin (outside the lock, so the loop can keep scheduling) to the deadline.
+            while now() < due:
+                pass
+            with cond:
+                batch = []
+                t = now()
+                while self._heap and self._heap[0][0] <= t:
+                    batch.append(heapq.heappop(self._heap))
+            for _due, _seq, out, event in batch:
+                try:
+                    out.send(event)
+                except Exception:  # an output failing must not stop the others
+                    self.errors += 1
+                    log.exception("output %s failed on %s", getattr(out, "name", out), type(event).__name__)
+                if self.on_emit is not None:
+                    self.on_emit(out, event, now())

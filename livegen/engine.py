@@ -1,0 +1,496 @@
+"""The engine: one owner of the performance state, fed by inputs, feeding outputs.
+
+Inputs (MIDI, OSC, the window, a patch reload, a scripted event file) call the engine's
+control methods on the event-loop thread. The engine keeps the parameter store and the
+clock, asks the generators for the next window of notes a little ahead of time, and
+schedules every note, beat and clock tick on the dispatcher against absolute deadlines.
+The same engine runs live (``livegen play``: real clock, dispatch thread, generator
+thread) and offline (``livegen render``: virtual clock, everything in order, no threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import math
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol, Sequence
+
+import livegen.music.arpeggiator  # noqa: F401  (registers the "arpeggiator" kind)
+from livegen.clock.tempo import MAX_BPM, MIN_BPM, Clock
+from livegen.control.learn import MidiLearn, MidiMapper, match_triggers
+from livegen.control.mapping import MidiMap, OscMap, Trigger
+from livegen.control.midi_in import ClockInput, ControlInput, MidiDecoder, NoteInput
+from livegen.control.params import ParameterStore, ParamSpec
+from livegen.events import AllNotesOff, Beat, ClockTick, NoteOff, NoteOn, OutEvent, Output, ParamChanged, Transport
+from livegen.log import RateLimitedLog
+from livegen.music.generator import Generator, GeneratorContext, Note, PlayedNote, create_generator
+from livegen.music.scales import Key
+
+log = logging.getLogger("livegen")
+
+WINDOW_BEATS = 0.25  # generators are asked for one 16th note of music at a time
+PERFORMER_VOICE = "pluck"  # the synth voice that sounds what the performer plays
+LATE_TOLERANCE = 0.004  # a note due at most this long ago is sent now rather than dropped
+RECENT_NOTES = 64
+
+
+class Scheduler(Protocol):
+    """What the engine needs of a dispatcher (live: a thread; render: a virtual queue)."""
+
+    def schedule(self, event: OutEvent, outputs: Iterable[Output] | None = None) -> None: ...
+
+    def panic(self, t: float | None = None) -> None: ...
+
+
+def engine_param_specs() -> list[ParamSpec]:
+    return [
+        ParamSpec("tempo", 120.0, MIN_BPM, MAX_BPM, unit="bpm", doc="performance tempo"),
+        ParamSpec("swing", 0.0, 0.0, 0.75, doc="global swing added to every generator"),
+    ]
+
+
+@dataclass
+class GeneratorSlot:
+    """A generator and how the patch wires it."""
+
+    name: str
+    kind: str
+    generator: Generator
+    voice: str = "lead"
+    channel: int = 0
+    enabled: bool = True
+    rng: random.Random = field(default_factory=random.Random)
+    specs: list[ParamSpec] = field(default_factory=list)
+
+
+@dataclass
+class EngineStats:
+    notes_scheduled: int = 0
+    notes_dropped_late: int = 0
+    windows: int = 0
+    generator_errors: int = 0
+    control_events: int = 0
+
+
+class Engine:
+    """Owns the clock, parameters and generators; implements ``ControlSurface``."""
+
+    def __init__(self, patch, scheduler: Scheduler, now: Callable[[], float] = time.monotonic,
+                 seed: int | None = None, extra_specs: Sequence[ParamSpec] = (),
+                 generate_inline: bool = True) -> None:
+        self.now = now
+        self.scheduler = scheduler
+        self.seed = seed
+        self.problems = RateLimitedLog()
+        self.store = ParameterStore(clock=now, problems=self.problems)
+        self.stats = EngineStats()
+        self.clock = Clock(patch.clock.bpm, patch.clock.beats_per_bar, anchor_time=now())
+        self.recent: deque[PlayedNote] = deque(maxlen=RECENT_NOTES)
+        self._held: dict[tuple[int, int], int] = {}  # (channel, pitch) -> index into recent's identity
+        self._sounding_thru: set[tuple[int, int]] = set()
+        self._next_window = 0.0
+        self._triggers: list[str] = []
+        self._taps: deque[float] = deque(maxlen=5)
+        self._inline = generate_inline
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._inflight: deque[concurrent.futures.Future] = deque()
+        self.quit_requested = False
+        self.on_quit: Callable[[], None] | None = None
+        self.midi_learn = MidiLearn()
+        self.slots: dict[str, GeneratorSlot] = {}
+        self._extra_specs = list(extra_specs)
+        self.patch = patch
+        self._build(patch, first=True)
+        self.store.subscribe(self._on_param)
+
+    # ------------------------------------------------------------------ patch wiring
+    def _build(self, patch, first: bool) -> None:
+        self.key: Key = patch.key.key
+        self.lookahead = patch.clock.lookahead
+        self.scenes = {k: dict(v) for k, v in patch.scenes.items()}
+        slots: dict[str, GeneratorSlot] = {}
+        for g in patch.generators:
+            old = self.slots.get(g.name)
+            if old is not None and old.kind == g.kind:
+                gen = old.generator
+                rng = old.rng
+            else:
+                gen = create_generator(g.kind, g.name, seed=g.seed, **dict(g.options))
+                seed = g.seed if g.seed is not None else self.seed
+                rng = random.Random(f"{seed}:{g.name}") if seed is not None else random.Random()
+            slots[g.name] = GeneratorSlot(g.name, g.kind, gen, g.voice, g.channel, g.enabled, rng,
+                                          list(gen.param_specs()))
+        self.slots = slots
+        specs = engine_param_specs() + self._extra_specs
+        for slot in slots.values():
+            specs += [_prefixed(slot.name, s) for s in slot.specs]
+        quiet = self._quiet_declare if not first else self.store.declare
+        for s in specs:
+            quiet(s)
+        initial: dict[str, float] = {"tempo": patch.clock.bpm}
+        for g in patch.generators:
+            for k, v in g.params.items():
+                initial[f"{g.name}.{k}"] = v
+        initial.update(patch.params)
+        for name, value in initial.items():
+            if name in self.store and (first or self.store.get(name) != value):
+                self.store.set(name, value, source="patch")
+        self.mapper = MidiMapper(patch.midi.maps, self.store.spec)
+        self.midi_triggers: list[Trigger] = list(patch.midi.triggers)
+        self.osc_maps: list[OscMap] = list(patch.osc.maps)
+        self.osc_triggers: list[Trigger] = list(patch.osc.triggers)
+        self.decoder = MidiDecoder(cc14=self.mapper.cc14_numbers())
+        self.clock.beats_per_bar = patch.clock.beats_per_bar
+
+    def _quiet_declare(self, spec: ParamSpec) -> None:
+        self.store.declare(spec)
+
+    def param_specs(self) -> dict[str, ParamSpec]:
+        return {s.name: s for s in self.store.specs()}
+
+    def apply_patch(self, patch) -> None:
+        """Live reload: take the new patch's settings, keep what is playing."""
+        old_bpb = self.clock.beats_per_bar
+        self.patch = patch
+        self._build(patch, first=False)
+        if patch.clock.beats_per_bar != old_bpb:
+            log.info("beats per bar now %d", patch.clock.beats_per_bar)
+        log.info("patch reloaded: %s", patch.path)
+
+    # ------------------------------------------------------------------ parameters
+    def _on_param(self, name: str, value: float) -> None:
+        t = self.now()
+        if name == "tempo" and abs(value - self.clock.bpm) > 1e-9:
+            self.clock.set_tempo(value, t)
+        self.scheduler.schedule(ParamChanged(t, name, value))
+
+    # ------------------------------------------------------------------ the clock
+    def advance(self, now: float | None = None) -> None:
+        """Generate and schedule everything up to ``now + lookahead``. Call often."""
+        t = self.now() if now is None else now
+        if self._inflight:
+            self._collect(t)
+        if not self.clock.running:
+            return
+        horizon = self.clock.beat_at(t + self.lookahead)
+        if self._next_window < self.clock.beat_at(t) - 4 * WINDOW_BEATS:
+            # We fell far behind (the machine stalled): skip ahead rather than burst.
+            self._next_window = math.floor(self.clock.beat_at(t) / WINDOW_BEATS) * WINDOW_BEATS
+        while self._next_window < horizon:
+            start, end = self._next_window, self._next_window + WINDOW_BEATS
+            self._schedule_beats(start, end)
+            jobs = self._contexts(start, end)
+            if self._inline or self._executor is None:
+                self._place(start, [(slot, _safe_generate(slot, ctx, self)) for slot, ctx in jobs], t)
+            else:
+                fut = self._executor.submit(_generate_all, jobs, self)
+                fut.window_start = start  # type: ignore[attr-defined]
+                self._inflight.append(fut)
+            self._next_window = end
+            self.stats.windows += 1
+        if self._inflight:
+            self._collect(t)
+
+    def _collect(self, t: float) -> None:
+        while self._inflight and self._inflight[0].done():
+            fut = self._inflight.popleft()
+            self._place(fut.window_start, fut.result(), self.now())  # type: ignore[attr-defined]
+
+    def _contexts(self, start: float, end: float) -> list[tuple[GeneratorSlot, GeneratorContext]]:
+        triggers, self._triggers = tuple(self._triggers), []
+        params = self.store.snapshot()
+        recent = tuple(self.recent)
+        jobs = []
+        for slot in self.slots.values():
+            if not slot.enabled:
+                continue
+            prefix = slot.name + "."
+            own = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+            if "swing" in own:
+                own["swing"] = min(0.75, own["swing"] + params.get("swing", 0.0))
+            ctx = GeneratorContext(start, end, self.key, self.clock.beats_per_bar, self.clock.bpm, own,
+                                   recent, slot.rng, triggers)
+            jobs.append((slot, ctx))
+        return jobs
+
+    def _place(self, start: float, results: list[tuple[GeneratorSlot, list[Note]]], now: float) -> None:
+        for slot, notes in results:
+            for n in notes:
+                t_on = self.clock.time_at(n.start)
+                if t_on < now - LATE_TOLERANCE:
+                    self.stats.notes_dropped_late += 1
+                    continue
+                t_on = max(t_on, now)
+                t_off = max(t_on + 0.005, self.clock.time_at(n.start + n.duration))
+                voice = slot.voice if n.voice == "lead" else n.voice
+                channel = slot.channel if n.channel == 0 else n.channel
+                pitch = min(127, max(0, int(n.pitch)))
+                vel = min(127, max(1, int(n.velocity)))
+                self.scheduler.schedule(NoteOn(t_on, pitch, vel, channel, voice))
+                self.scheduler.schedule(NoteOff(t_off, pitch, channel, voice))
+                self.stats.notes_scheduled += 1
+
+    def _schedule_beats(self, start: float, end: float) -> None:
+        b = math.ceil(start - 1e-9)
+        bpb = self.clock.beats_per_bar
+        while b < end - 1e-9:
+            self.scheduler.schedule(Beat(self.clock.time_at(b), int(b), int(b // bpb), int(b % bpb), self.clock.bpm))
+            b += 1
+        if self.patch.clock.send_clock:
+            tick = math.ceil(start * 24 - 1e-6)
+            while tick / 24 < end - 1e-9:
+                self.scheduler.schedule(ClockTick(self.clock.time_at(tick / 24)))
+                tick += 1
+
+    # ------------------------------------------------------------------ generator thread
+    def start_generator_thread(self) -> None:
+        """Live mode: generators run on their own thread (torch never runs on the loop)."""
+        self._inline = False
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livegen-generate")
+
+    def stop_generator_thread(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._inflight.clear()
+        self._inline = True
+
+    # ------------------------------------------------------------------ transport
+    def transport(self, state: str, source: str = "", t: float | None = None, beat: float = 0.0) -> bool:
+        t = self.now() if t is None else t
+        if state == "start":
+            self.scheduler.panic(t)
+            self.clock.start(t, beat)
+            self._next_window = beat
+            self._reset_generators()
+        elif state == "continue":
+            self.clock.start(t, self.clock.anchor_beat if beat == 0.0 else beat)
+            self._next_window = self.clock.beat_at(t)
+        elif state == "stop":
+            self.clock.stop(t)
+            self.scheduler.panic(t)
+        else:
+            self.problems.warn(f"transport:{state}", "unknown transport state %r from %s", state, source or "?")
+            return False
+        self.scheduler.schedule(Transport(t, state, int(round(self.clock.beat_at(t) * 4))))
+        return True
+
+    def _reset_generators(self) -> None:
+        for slot in self.slots.values():
+            if self._executor is not None:
+                self._executor.submit(slot.generator.reset)
+            else:
+                slot.generator.reset()
+
+    # ------------------------------------------------------------------ ControlSurface
+    def set_param(self, name: str, value: float, source: str = "") -> bool:
+        self.stats.control_events += 1
+        return self.store.set(name, value, source)
+
+    def set_param_unit(self, name: str, x: float, source: str = "") -> bool:
+        self.stats.control_events += 1
+        return self.store.set_unit(name, x, source)
+
+    def get_param(self, name: str) -> float | None:
+        return self.store.get(name) if name in self.store else None
+
+    def param_names(self) -> list[str]:
+        return self.store.names()
+
+    def set_tempo(self, bpm: float, source: str = "") -> bool:
+        return self.set_param("tempo", bpm, source)
+
+    def play_note(self, pitch: int, velocity: int, source: str = "", channel: int = 0,
+                  t: float | None = None) -> None:
+        """A note from the performer: heard at once, remembered for the generators."""
+        t = self.now() if t is None else t
+        if not (0 <= int(pitch) <= 127) or not (0 <= int(velocity) <= 127):
+            self.problems.warn("note-range", "note %r velocity %r out of 0..127 from %s", pitch, velocity, source or "?")
+            return
+        pitch, velocity, key = int(pitch), int(velocity), (channel, int(pitch))
+        beat = self.clock.beat_at(t)
+        if velocity > 0:
+            if key in self._sounding_thru:
+                self.scheduler.schedule(NoteOff(t, pitch, channel, PERFORMER_VOICE), self._thru_outputs())
+            self.recent.append(PlayedNote(beat, pitch, velocity, None))
+            self._sounding_thru.add(key)
+            self.scheduler.schedule(NoteOn(t, pitch, velocity, channel, PERFORMER_VOICE), self._thru_outputs())
+        else:
+            for i in range(len(self.recent) - 1, -1, -1):
+                n = self.recent[i]
+                if n.pitch == pitch and n.duration is None:
+                    self.recent[i] = PlayedNote(n.beat, n.pitch, n.velocity, max(0.0, beat - n.beat))
+                    break
+            if key in self._sounding_thru:
+                self._sounding_thru.discard(key)
+                self.scheduler.schedule(NoteOff(t, pitch, channel, PERFORMER_VOICE), self._thru_outputs())
+
+    def _thru_outputs(self) -> list[Output] | None:
+        """Performer notes go to every output except MIDI ports (no feedback loops)."""
+        outs = getattr(self.scheduler, "outputs", None)
+        if outs is None:
+            return None
+        return [o for o in outs if not getattr(o, "name", "").startswith("midi")]
+
+    def scene(self, name: str, source: str = "") -> bool:
+        values = self.scenes.get(name)
+        if values is None:
+            self.problems.warn(f"scene:{name}", "unknown scene %r from %s (known: %s)", name, source or "?",
+                               ", ".join(sorted(self.scenes)) or "none")
+            return False
+        for pname, v in values.items():
+            if pname == "bpm":
+                self.set_tempo(v, source)
+            else:
+                self.set_param(pname, v, source)
+        log.info("scene %s", name)
+        return True
+
+    def trigger(self, action: str, source: str = "") -> bool:
+        if action == "panic":
+            self.panic(source)
+        elif action in ("mutate", "answer"):
+            self._triggers.append(action)
+        elif action == "tap":
+            self._tap()
+        elif action in ("start", "stop", "continue"):
+            return self.transport(action, source)
+        elif action.startswith("scene:"):
+            return self.scene(action[6:], source)
+        elif action.startswith("learn:"):
+            return self.learn_param(action[6:], source)
+        elif action == "quit":
+            self.quit(source)
+        else:
+            self.problems.warn(f"trigger:{action}", "unknown trigger %r from %s", action, source or "?")
+            return False
+        return True
+
+    def _tap(self) -> None:
+        t = self.now()
+        if self._taps and t - self._taps[-1] > 2.0:
+            self._taps.clear()
+        self._taps.append(t)
+        if len(self._taps) >= 2:
+            taps = list(self._taps)
+            interval = (taps[-1] - taps[0]) / (len(taps) - 1)
+            self.set_tempo(60.0 / interval, "tap")
+
+    def panic(self, source: str = "") -> None:
+        """All notes off on every output, now; pending notes dropped."""
+        self.scheduler.panic(self.now())
+        self._sounding_thru.clear()
+        log.info("panic (%s)", source or "?")
+
+    def quit(self, source: str = "") -> None:
+        log.info("quit requested (%s)", source or "?")
+        self.quit_requested = True
+        if self.on_quit is not None:
+            self.on_quit()
+
+    # MIDI learn
+    def learn_param(self, param: str, source: str = "") -> bool:
+        if param not in self.store:
+            self.problems.warn(f"learn:{param}", "cannot learn unknown parameter %r (from %s)", param, source or "?")
+            return False
+        self.midi_learn.arm(param)
+        log.info("MIDI learn: move a control to bind it to %s", param)
+        return True
+
+    def learn(self, param: str, source: str = "") -> bool:
+        """ControlSurface: arm MIDI learn for ``param``."""
+        return self.learn_param(param, source)
+
+    def save_learned(self, source: str = "") -> bool:
+        from livegen.patch.save import add_midi_map
+
+        path = getattr(self.patch, "path", None)
+        if not self.midi_learn.learned or path is None:
+            log.info("MIDI learn: nothing to save")
+            return False
+        for m in self.midi_learn.learned:
+            add_midi_map(path, m)
+        log.info("MIDI learn: saved %d mapping(s) to %s", len(self.midi_learn.learned), path)
+        self.midi_learn.learned.clear()
+        return True
+
+    # ------------------------------------------------------------------ MIDI input
+    def handle_midi(self, event: object, t: float, port: str = "", follower=None) -> None:
+        """A decoded MIDI event (see livegen.control.midi_in) from ``port`` at time ``t``."""
+        self.stats.control_events += 1
+        if isinstance(event, NoteInput):
+            actions = match_triggers(self.midi_triggers, event)
+            if actions:
+                for a in actions:
+                    self.trigger(a, f"MIDI {port}")
+                return
+            if any(tr.note == event.pitch for tr in self.midi_triggers):
+                return  # the release of a pad
+            self.play_note(event.pitch, event.velocity if event.on else 0, f"MIDI {port}", event.channel, t)
+        elif isinstance(event, ControlInput):
+            if self.midi_learn.armed is not None and event.kind in ("cc", "cc14", "pitchbend"):
+                m = self.midi_learn.offer(event)
+                if m is not None:
+                    self.mapper.add(m)
+                    self.decoder = MidiDecoder(cc14=self.mapper.cc14_numbers())
+                    log.info("MIDI learn: %s bound to %s", _describe_map(m), m.param)
+                    return
+            for name, value in self.mapper.apply(event):
+                self.store.set(name, value, f"MIDI {port}")
+            for a in match_triggers(self.midi_triggers, event):
+                self.trigger(a, f"MIDI {port}")
+        elif isinstance(event, ClockInput) and follower is not None:
+            self.follow_clock(event, t, follower)
+
+    def follow_clock(self, event: ClockInput, t: float, follower) -> None:
+        """External MIDI clock: transport from Start/Stop/Continue, tempo and phase from ticks."""
+        follower.feed(event, t)
+        if self.patch.clock.source != "midi":
+            return
+        if event.kind == "start":
+            self.transport("start", "MIDI clock", t, 0.0)
+        elif event.kind == "stop":
+            self.transport("stop", "MIDI clock", t)
+        elif event.kind == "continue":
+            self.transport("continue", "MIDI clock", t, follower.position(t))
+        elif event.kind == "tick" and follower.running and follower.bpm:
+            self.clock.follow(t, follower.position(t), follower.bpm)
+            if abs(self.store.get("tempo") - self.clock.bpm) >= 0.05:
+                st = self.store
+                st.declare(st.spec("tempo"), round(self.clock.bpm, 2))  # show it, don't re-anchor
+
+    # ------------------------------------------------------------------ shutdown
+    def all_notes_off(self) -> None:
+        self.scheduler.panic(self.now())
+
+
+def _prefixed(prefix: str, spec: ParamSpec) -> ParamSpec:
+    return ParamSpec(f"{prefix}.{spec.name}", spec.default, spec.min, spec.max, spec.unit, spec.smoothing,
+                     spec.integer, spec.doc)
+
+
+def _safe_generate(slot: GeneratorSlot, ctx: GeneratorContext, engine: Engine) -> list[Note]:
+    try:
+        return list(slot.generator.generate(ctx))
+    except Exception:
+        engine.stats.generator_errors += 1
+        engine.problems.warn(f"gen:{slot.name}", "generator %s failed; skipping a window", slot.name)
+        log.debug("generator %s failed", slot.name, exc_info=True)
+        return []
+
+
+def _generate_all(jobs, engine: Engine):
+    return [(slot, _safe_generate(slot, ctx, engine)) for slot, ctx in jobs]
+
+
+def _describe_map(m: MidiMap) -> str:
+    ch = "any channel" if m.channel is None else f"channel {m.channel + 1}"
+    if m.pitchbend:
+        return f"pitch bend ({ch})"
+    return f"CC {m.cc}{' (14-bit)' if m.cc14 else ''} ({ch})"

@@ -1,0 +1,324 @@
+"""``livegen play``: the live rig — devices opened, engine running, until quit.
+
+``LiveRig`` opens what the patch asks for and what the machine has: the synth process on
+an audio device, MIDI ports, OSC in and out, scsynth, the window. Anything missing is
+reported in one line and the show runs with the rest. Shutdown is always the same:
+inputs closed, all notes off everywhere, the dispatch and generator threads joined, the
+synth process joined, the window closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from livegen.clock.dispatcher import Dispatcher
+from livegen.engine import Engine
+from livegen.events import Output
+
+log = logging.getLogger("livegen")
+
+TICK_SECONDS = 0.005  # how often the loop asks the engine to generate ahead
+
+
+@dataclass
+class RigOptions:
+    window: bool = True
+    audio: bool = True
+    audio_device: str | int | None = None
+    osc_port: int | None = None
+    midi_inputs: list[str] | None = None
+    fullscreen: bool | None = None
+    seed: int | None = None
+    watch_patch: bool = True
+
+
+def limit_torch_threads() -> None:
+    """Torch in this process gets one thread: workers elsewhere own the other cores."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+@dataclass
+class LiveRig:
+    patch: object
+    options: RigOptions = field(default_factory=RigOptions)
+    extra_outputs: list[Output] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.outputs: list[Output] = []
+        self.synth = None
+        self.window = None
+        self.scene = None
+        self.visuals_out = None
+        self.osc = None
+        self.midi_in = None
+        self.follower = None
+        self.watcher = None
+        self.dispatcher: Dispatcher | None = None
+        self.engine: Engine | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._quit = asyncio.Event()
+        self.missing: list[str] = []
+
+    # ------------------------------------------------------------------ opening
+    def _open_outputs(self) -> list:
+        from livegen.sound.synth import Synth
+
+        patch, opts = self.patch, self.options
+        specs = list(Synth(patch.audio.sample_rate, voices=_voices(patch)).param_specs())
+        if opts.audio and patch.audio.enabled:
+            from livegen.sound.server import AudioUnavailable, SynthOutput
+
+            device = opts.audio_device if opts.audio_device is not None else (patch.audio.device or None)
+            synth = SynthOutput(device=device, sample_rate=patch.audio.sample_rate, blocksize=patch.audio.blocksize,
+                                voices=_voices(patch), master_gain=patch.audio.master_gain)
+            try:
+                info = synth.start()
+                self.synth = synth
+                self.outputs.append(synth)
+                log.info("audio: %s", _describe_audio(info))
+            except AudioUnavailable as e:
+                self._missing(f"{e}")
+        self._open_midi_outputs()
+        from livegen.outputs.osc_out import OscOutput
+
+        for target in patch.osc.targets:
+            self.outputs.append(OscOutput(target.name, target.host, target.port, target.prefix, tuple(target.send)))
+            log.info("OSC out: %s -> %s:%d%s", target.name, target.host, target.port, target.prefix)
+        if patch.supercollider.enabled:
+            from livegen.outputs.supercollider import ScsynthOutput
+
+            sc = patch.supercollider
+            self.outputs.append(ScsynthOutput(sc.host, sc.port, sc.synthdef, sc.group))
+            log.info("scsynth: %s:%d synthdef %s", sc.host, sc.port, sc.synthdef)
+        if opts.window and patch.visuals.enabled:
+            from livegen.visuals.output import VisualsOutput
+            from livegen.visuals.scenes import create_scene
+            from livegen.visuals.window import DisplayUnavailable, Window
+
+            v = patch.visuals
+            try:
+                fullscreen = v.fullscreen if opts.fullscreen is None else opts.fullscreen
+                self.window = Window(v.width, v.height, scale=v.scale, title=f"livegen — {patch.name}",
+                                     fullscreen=fullscreen)
+                self.scene = create_scene(v.source, v.width, v.height, seed=opts.seed or 0)
+                specs += self.scene.param_specs()
+                self.visuals_out = VisualsOutput(self.scene)
+                self.outputs.append(self.visuals_out)
+            except DisplayUnavailable as e:
+                self._missing(f"{e}")
+        self.outputs.extend(self.extra_outputs)
+        return specs
+
+    def _open_midi_outputs(self) -> None:
+        from livegen.control.midi_ports import MidiPortError, open_output, open_virtual_output
+        from livegen.outputs.midi_out import MidiOutput
+
+        m = self.patch.midi
+        if m.virtual_output:
+            try:
+                port = open_virtual_output("livegen out", client_name=m.client_name)
+                self.outputs.append(MidiOutput(port, "midi:livegen out"))
+                log.info("MIDI out: virtual port 'livegen out'")
+            except Exception as e:  # no MIDI backend at all (no ALSA sequencer, no JACK)
+                self._missing(f"cannot create MIDI port 'livegen out': {_one_line(e)}")
+        for pattern in m.outputs:
+            try:
+                port = open_output(pattern)
+                self.outputs.append(MidiOutput(port, f"midi:{port.name}"))
+                log.info("MIDI out: %s", port.name)
+            except (MidiPortError, OSError) as e:
+                self._missing(_one_line(e))
+
+    def _missing(self, line: str) -> None:
+        self.missing.append(line)
+        log.warning("%s", line)
+
+    async def start(self) -> Engine:
+        patch, opts = self.patch, self.options
+        limit_torch_threads()
+        loop = asyncio.get_running_loop()
+        specs = self._open_outputs()
+        self.dispatcher = Dispatcher(self.outputs)
+        engine = Engine(patch, self.dispatcher, seed=opts.seed, extra_specs=specs)
+        self.engine = engine
+        engine.on_quit = self._quit.set
+        self.dispatcher.start()
+        engine.start_generator_thread()
+        for name, value in engine.store.targets().items():  # outputs learn the starting values
+            from livegen.events import ParamChanged
+
+            self.dispatcher.schedule(ParamChanged(time.monotonic(), name, value))
+        await self._open_inputs(loop, engine)
+        self._tasks.append(asyncio.create_task(self._tick(engine), name="livegen-tick"))
+        if self.window is not None:
+            self._tasks.append(asyncio.create_task(self._frames(engine), name="livegen-frames"))
+        return engine
+
+    async def _open_inputs(self, loop, engine: Engine) -> None:
+        patch, opts = self.patch, self.options
+        if patch.osc.enabled:
+            from livegen.control.osc_server import OscServer
+
+            port = patch.osc.port if opts.osc_port is None else opts.osc_port
+            self.osc = OscServer(engine, host=patch.osc.host, port=port, maps=engine.osc_maps,
+                                 triggers=engine.osc_triggers, specs=engine.store.spec, allow=patch.osc.allow)
+            try:
+                await self.osc.start()
+                log.info("OSC in: %s:%d", patch.osc.host, self.osc.port)
+            except OSError as e:
+                self.osc = None
+                self._missing(f"cannot listen for OSC on {patch.osc.host}:{port}: {e.strerror or e}")
+        patterns = patch.midi.inputs if opts.midi_inputs is None else opts.midi_inputs
+        if patterns:
+            from livegen.clock.midi_clock import ClockFollower
+            from livegen.control.midi_in import MidiInput
+
+            self.follower = ClockFollower()
+            try:
+                self.midi_in = MidiInput(list(patterns), self._on_midi, loop, engine.decoder,
+                                         client_name=patch.midi.client_name)
+                self._tasks.append(asyncio.create_task(self.midi_in.watch(), name="livegen-midi-watch"))
+            except Exception as e:
+                self._missing(f"MIDI input unavailable: {_one_line(e)}")
+        if opts.watch_patch and getattr(patch, "path", None):
+            from livegen.patch.loader import check_params
+            from livegen.patch.watch import PatchWatcher
+
+            self.watcher = PatchWatcher(Path(patch.path), on_change=self._reload,
+                                        on_error=lambda e: log.warning("%s (keeping the running patch)", e),
+                                        validate=lambda p: check_params(p, engine.param_specs()))
+            self.watcher.start()
+
+    def _on_midi(self, event, t: float, port: str) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        engine.handle_midi(event, t, port, self.follower)
+        if self.midi_in is not None and self.midi_in.decoder is not engine.decoder:
+            self.midi_in.decoder = engine.decoder  # MIDI learn added a 14-bit controller
+
+    def _reload(self, patch) -> None:
+        assert self.engine is not None
+        self.patch = patch
+        self.engine.apply_patch(patch)
+        if self.osc is not None:
+            self.osc.maps = list(self.engine.osc_maps)
+            self.osc.triggers = list(self.engine.osc_triggers)
+        if self.midi_in is not None:
+            self.midi_in.decoder = self.engine.decoder
+
+    # ------------------------------------------------------------------ running
+    async def _tick(self, engine: Engine) -> None:
+        while True:
+            try:
+                engine.advance()
+            except Exception:  # the show goes on
+                engine.problems.warn("advance", "engine step failed; see the log")
+                log.debug("engine step failed", exc_info=True)
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def _frames(self, engine: Engine) -> None:
+        fps = self.patch.visuals.fps
+        period = 1.0 / fps
+        next_t = time.monotonic()
+        while True:
+            now = time.monotonic()
+            try:
+                self.visuals_out.drain()
+                self.window.show(self.scene.render(now, engine.store.snapshot(now)))
+                for action in self.window.poll():
+                    if action == "quit":
+                        engine.quit("window")
+                    elif action == "panic":
+                        engine.panic("key")
+                    elif action == "fullscreen":
+                        self.window.toggle_fullscreen() if hasattr(self.window, "toggle_fullscreen") else None
+            except Exception:
+                engine.problems.warn("frame", "drawing a frame failed; see the log")
+                log.debug("frame failed", exc_info=True)
+            next_t = max(next_t + period, time.monotonic())
+            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+
+    async def wait(self) -> None:
+        await self._quit.wait()
+
+    def request_quit(self) -> None:
+        self._quit.set()
+
+    # ------------------------------------------------------------------ closing
+    async def close(self) -> None:
+        """Inputs closed, all notes off everywhere, threads and processes joined."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.midi_in is not None:
+            self.midi_in.close()
+        if self.osc is not None:
+            self.osc.close()
+        if self.engine is not None:
+            self.engine.panic("shutdown")
+            self.engine.stop_generator_thread()
+        if self.dispatcher is not None:
+            self.dispatcher.stop(flush=True)
+        for out in self.outputs:
+            try:
+                out.close()
+            except Exception:
+                log.debug("closing %s failed", getattr(out, "name", out), exc_info=True)
+        if self.window is not None:
+            self.window.close()
+
+
+async def play(patch_path: Path, options: RigOptions, on_ready: Callable[[LiveRig], None] | None = None) -> int:
+    from livegen.patch.loader import load_patch
+
+    patch = load_patch(patch_path)
+    rig = LiveRig(patch, options)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, rig.request_quit)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        await rig.start()
+        log.info("playing %s at %.1f bpm in %s — Esc, Ctrl-C or OSC /livegen/quit to stop",
+                 patch.name, rig.engine.clock.bpm, rig.engine.key)
+        if on_ready is not None:
+            on_ready(rig)
+        await rig.wait()
+    finally:
+        await rig.close()
+        log.info("stopped: all notes off, workers joined")
+    return 0
+
+
+def _voices(patch):
+    from livegen.render import _voices as voices
+
+    return voices(patch)
+
+
+def _describe_audio(info) -> str:
+    if isinstance(info, dict):
+        return ", ".join(f"{k} {v}" for k, v in info.items())
+    return str(info)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
