@@ -20,10 +20,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
-import livegen.music.arpeggiator  # noqa: F401  (registers the "arpeggiator" kind)
 from livegen.clock.tempo import MAX_BPM, MIN_BPM, Clock
-from livegen.control.learn import MidiLearn, MidiMapper, match_triggers
-from livegen.control.mapping import MidiMap, OscMap, Trigger
+from livegen.control.learn import MidiLearn, MidiMapper
+from livegen.control.mapping import OscMap, Trigger
 from livegen.control.midi_in import ClockInput, ControlInput, MidiDecoder, NoteInput
 from livegen.control.params import ParameterStore, ParamSpec
 from livegen.events import AllNotesOff, Beat, ClockTick, NoteOff, NoteOn, OutEvent, Output, ParamChanged, Transport
@@ -121,8 +120,9 @@ class Engine:
                 rng = old.rng
             else:
                 gen = create_generator(g.kind, g.name, seed=g.seed, **dict(g.options))
-                seed = g.seed if g.seed is not None else self.seed
-                rng = random.Random(f"{seed}:{g.name}") if seed is not None else random.Random()
+                # The patch's seed picks a variation, the command line's seed another.
+                seeded = g.seed is not None or self.seed is not None
+                rng = random.Random(f"{self.seed}:{g.seed}:{g.name}") if seeded else random.Random()
             slots[g.name] = GeneratorSlot(g.name, g.kind, gen, g.voice, g.channel, g.enabled, rng,
                                           list(gen.param_specs()))
         self.slots = slots
@@ -336,7 +336,7 @@ class Engine:
         outs = getattr(self.scheduler, "outputs", None)
         if outs is None:
             return None
-        return [o for o in outs if not getattr(o, "name", "").startswith("midi")]
+        return [o for o in outs if not getattr(o, "name", "").startswith("midi:")]
 
     def scene(self, name: str, source: str = "") -> bool:
         values = self.scenes.get(name)
@@ -425,7 +425,7 @@ class Engine:
         """A decoded MIDI event (see livegen.control.midi_in) from ``port`` at time ``t``."""
         self.stats.control_events += 1
         if isinstance(event, NoteInput):
-            actions = match_triggers(self.midi_triggers, event)
+            actions = self.mapper.match_triggers(self.midi_triggers, event)
             if actions:
                 for a in actions:
                     self.trigger(a, f"MIDI {port}")
@@ -439,11 +439,10 @@ class Engine:
                 if m is not None:
                     self.mapper.add(m)
                     self.decoder = MidiDecoder(cc14=self.mapper.cc14_numbers())
-                    log.info("MIDI learn: %s bound to %s", _describe_map(m), m.param)
                     return
             for name, value in self.mapper.apply(event):
                 self.store.set(name, value, f"MIDI {port}")
-            for a in match_triggers(self.midi_triggers, event):
+            for a in self.mapper.match_triggers(self.midi_triggers, event):
                 self.trigger(a, f"MIDI {port}")
         elif isinstance(event, ClockInput) and follower is not None:
             self.follow_clock(event, t, follower)
@@ -487,10 +486,3 @@ def _safe_generate(slot: GeneratorSlot, ctx: GeneratorContext, engine: Engine) -
 
 def _generate_all(jobs, engine: Engine):
     return [(slot, _safe_generate(slot, ctx, engine)) for slot, ctx in jobs]
-
-
-def _describe_map(m: MidiMap) -> str:
-    ch = "any channel" if m.channel is None else f"channel {m.channel + 1}"
-    if m.pitchbend:
-        return f"pitch bend ({ch})"
-    return f"CC {m.cc}{' (14-bit)' if m.cc14 else ''} ({ch})"

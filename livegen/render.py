@@ -234,7 +234,7 @@ def render(patch, seconds: float, seed: int, out_dir: Path, events: Sequence[Scr
         audio_out.block_start = start
         sched.deliver_until(t1)
         audio[start:start + blocksize] = synth.render(blocksize)
-        while writer is not None and next_frame < t1:
+        while writer is not None and next_frame < min(t1, seconds):
             vis_out.drain()
             writer.write(scene.render(next_frame, engine.store.snapshot(next_frame)))
             frames += 1

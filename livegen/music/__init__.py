@@ -1,1 +1,3 @@
-"""Music: keys and scales, the generator interface, and the algorithmic generators."""
+"""Music: keys and scales, the generator interface, and the built-in generators."""
+
+from livegen.music import arpeggiator as _arpeggiator  # noqa: F401  (registers its kind)
