@@ -281,6 +281,11 @@ class Engine:
         self.scheduler.schedule(Transport(t, state, int(round(self.clock.beat_at(t) * 4))))
         return True
 
+    def start_clock(self, t: float) -> None:
+        """Beat 0 falls at ``t``: give the rig a moment between opening devices and the first note."""
+        self.clock.start(t, 0.0)
+        self._next_window = 0.0
+
     def _reset_generators(self) -> None:
         for slot in self.slots.values():
             if self._executor is not None:

@@ -157,6 +157,7 @@ class LiveRig:
 
             self.dispatcher.schedule(ParamChanged(time.monotonic(), name, value))
         await self._open_inputs(loop, engine)
+        engine.start_clock(time.monotonic() + engine.lookahead)
         self._tasks.append(asyncio.create_task(self._tick(engine), name="livegen-tick"))
         if self.window is not None:
             self._tasks.append(asyncio.create_task(self._frames(engine), name="livegen-frames"))

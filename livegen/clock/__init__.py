@@ -1,0 +1,1 @@
+"""Clocks: tempo and beat time, the deadline dispatcher, MIDI clock in and out."""

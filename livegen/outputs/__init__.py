@@ -1,0 +1,1 @@
+"""Outputs: everything that sounds or shows the performance (MIDI ports, OSC, synths, visuals)."""

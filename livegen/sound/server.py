@@ -1,0 +1,496 @@
+"""The audio server: the synth in its own process, fed by messages over a pipe (like scsynth).
+
+The engine's dispatch thread hands ``SynthOutput`` each event about ``lead`` seconds early.
+``send`` only writes a small tuple to a pipe. The child process owns a PortAudio output
+stream; its callback drains the pipe without blocking, keeps timed events in a heap, turns
+each event time (``time.monotonic()``, the same clock in both processes) into a sample
+offset inside the block being rendered, and renders the synth. The callback never waits
+on the engine, the parent's GIL, or a model, and the child never imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import heapq
+import itertools
+import logging
+import multiprocessing
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import types
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from livegen.events import AllNotesOff, NoteOff, NoteOn, OutEvent, ParamChanged
+from livegen.log import RateLimitedLog
+from livegen.sound.synth import DEFAULT_VOICES, Synth, VoiceSpec, param_names
+
+log = logging.getLogger("livegen")
+
+_WHAT_TO_DO = "use --no-audio, or livegen render"
+_MAX_MESSAGES_PER_CALLBACK = 256  # bounds the time one callback spends reading the pipe
+_MAX_PENDING = 20000  # timed events held in the child; beyond this new ones are dropped
+
+
+class AudioUnavailable(RuntimeError):
+    """The synth cannot sound here (no device, device busy, PortAudio missing...)."""
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+# ---------------------------------------------------------------------------- device choice
+def _describe_devices(sd: Any) -> str:
+    apis = sd.query_hostapis()
+    outs = [f"{d['index']} {d['name']!r} ({apis[d['hostapi']]['name']})"
+            for d in sd.query_devices() if d["max_output_channels"] > 0]
+    return "; ".join(outs) if outs else "none"
+
+
+def choose_device(sd: Any, device: int | str | None) -> int:
+    """PortAudio output device index for ``device`` (see ``SynthOutput``), or AudioUnavailable."""
+    devices = list(sd.query_devices())
+    apis = sd.query_hostapis()
+    outputs = [d for d in devices if d["max_output_channels"] > 0]
+    if isinstance(device, str) and device.strip().isdigit():
+        device = int(device.strip())
+    if device is None:
+        try:
+            default = int(sd.default.device[1])
+        except (TypeError, ValueError, IndexError):
+            default = -1
+        if 0 <= default < len(devices) and devices[default]["max_output_channels"] > 0:
+            return default
+        jack = [d for d in outputs if "jack" in apis[d["hostapi"]]["name"].lower()]
+        if jack:
+            return int(jack[0]["index"])
+        if outputs:
+            return int(outputs[0]["index"])
+        raise AudioUnavailable(f"no audio output device (PortAudio found none): {_WHAT_TO_DO}")
+    if isinstance(device, int):
+        if 0 <= device < len(devices) and devices[device]["max_output_channels"] > 0:
+            return device
+        raise AudioUnavailable(f"no audio output device with index {device} (outputs: {_describe_devices(sd)}): "
+                               f"{_WHAT_TO_DO}")
+    want = str(device).strip().lower()
+    exact = [d for d in outputs if d["name"].lower() == want]
+    named = [d for d in outputs if want in d["name"].lower()]
+    by_api = [d for d in outputs if want in apis[d["hostapi"]]["name"].lower()]
+    for found in (exact, named, by_api):
+        if found:
+            return int(found[0]["index"])
+    raise AudioUnavailable(f"no audio output device matching {device!r} (outputs: {_describe_devices(sd)}): "
+                           f"{_WHAT_TO_DO}")
+
+
+# ---------------------------------------------------------------------------- child process
+class _AudioState:
+    """What the audio callback owns in the child: the synth, the event heap and counters."""
+
+    def __init__(self, conn: Any, synth: Synth, sample_rate: int, channels: int, device: str) -> None:
+        self.conn = conn
+        self.synth = synth
+        self.sr = sample_rate
+        self.channels = channels
+        self.device = device
+        self.latency = 0.0
+        self.heap: list[tuple[float, int, tuple]] = []
+        self.seq = itertools.count()
+        self.quit = threading.Event()
+        self.callbacks = 0
+        self.underruns = 0
+        self.late_events = 0
+        self.dropped_events = 0
+        self.errors = 0
+        self.max_callback = 0.0
+        self.total_callback = 0.0
+        self.peak = 0.0
+
+    def callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        started = time.perf_counter()
+        try:
+            if status.output_underflow:
+                self.underruns += 1
+            self._drain()
+            now = time.monotonic()
+            dac, current = time_info.outputBufferDacTime, time_info.currentTime
+            if dac > 0 and 0.0 <= dac - current < 1.0:
+                block_time = dac + (now - current)
+            else:  # a host API without timing: assume the stream's nominal latency
+                block_time = now + self.latency
+            self._place(block_time, frames)
+            out = self.synth.render(frames)
+            if self.channels == 1:
+                outdata[:, 0] = out.mean(axis=1)
+            else:
+                outdata[:] = out
+            peak = float(np.max(np.abs(out))) if frames else 0.0
+            if peak > self.peak:
+                self.peak = peak
+        except Exception:  # an exception would stop the stream: play silence and count it
+            outdata.fill(0)
+            self.errors += 1
+            if self.errors == 1:
+                log.exception("audio callback failed (playing silence)")
+        elapsed = time.perf_counter() - started
+        self.callbacks += 1
+        self.total_callback += elapsed
+        if elapsed > self.max_callback:
+            self.max_callback = elapsed
+
+    def _drain(self) -> None:
+        conn = self.conn
+        for _ in range(_MAX_MESSAGES_PER_CALLBACK):
+            try:
+                if not conn.poll(0):
+                    return
+                msg = conn.recv()
+            except (EOFError, OSError):  # the parent has gone
+                self.quit.set()
+                return
+            self._handle(msg)
+
+    def _handle(self, msg: tuple) -> None:
+        kind = msg[0]
+        if kind in ("on", "off", "param"):
+            if len(self.heap) < _MAX_PENDING:
+                heapq.heappush(self.heap, (msg[1], next(self.seq), msg))
+            else:  # something upstream is flooding us: keep what is already queued
+                self.dropped_events += 1
+        elif kind == "panic":
+            self.synth.all_notes_off(0)
+            t = msg[1]
+            # Notes due up to the panic would only have been cut by it: drop them too.
+            kept = [e for e in self.heap if e[2][0] == "param" or e[0] > t]
+            if len(kept) != len(self.heap):
+                heapq.heapify(kept)
+                self.heap = kept
+        elif kind == "stats":
+            self._reply(("stats", msg[1], self.stats()))
+        elif kind == "quit":
+            self.quit.set()
+
+    def _place(self, block_time: float, frames: int) -> None:
+        """Hand the synth every event that falls in this block, at its sample offset."""
+        heap, sr, synth = self.heap, self.sr, self.synth
+        while heap:
+            t, _, msg = heap[0]
+            offset = int(round((t - block_time) * sr))
+            if offset >= frames:
+                return
+            heapq.heappop(heap)
+            if offset < 0:
+                offset = 0
+                self.late_events += 1
+            kind = msg[0]
+            if kind == "on":
+                synth.note_on(msg[2], msg[3], msg[5], msg[4], offset)
+            elif kind == "off":
+                synth.note_off(msg[2], msg[3], offset)
+            else:
+                synth.set_param(msg[2], msg[3])
+
+    def stats(self) -> dict:
+        n = self.callbacks
+        out = {
+            "callbacks": n,
+            "underruns": self.underruns,
+            "late_events": self.late_events,
+            "dropped_events": self.dropped_events,
+            "errors": self.errors,
+            "max_callback_ms": self.max_callback * 1e3,
+            "mean_callback_ms": (self.total_callback / n * 1e3) if n else 0.0,
+            "peak": self.peak,
+            "active_voices": self.synth.active_voices,
+            "pending_events": len(self.heap),
+            "torch_loaded": "torch" in sys.modules,
+            "device": self.device,
+        }
+        self.peak = 0.0
+        return out
+
+    def _reply(self, msg: tuple) -> None:
+        try:
+            self.conn.send(msg)
+        except (OSError, ValueError):
+            self.quit.set()
+
+
+def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int,
+           voices: Mapping[str, VoiceSpec] | None, master_gain: float) -> None:
+    """The audio process: open the stream, report ready or error, run until told to quit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it closes us
+
+    def fail(message: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            conn.send(("error", message))
+
+    try:
+        import sounddevice as sd
+    except Exception as e:  # OSError when the PortAudio library is missing
+        fail(f"PortAudio not available ({_one_line(e)}): install libportaudio2, or {_WHAT_TO_DO}")
+        return
+    try:
+        index = choose_device(sd, device)
+        info = sd.query_devices(index)
+        api = sd.query_hostapis(info["hostapi"])["name"]
+    except AudioUnavailable as e:
+        fail(str(e))
+        return
+    except Exception as e:
+        fail(f"cannot list audio devices ({_one_line(e)}): {_WHAT_TO_DO}")
+        return
+    channels = min(2, int(info["max_output_channels"]))
+    synth = Synth(sample_rate, voices=voices, master_gain=master_gain)
+    warm = Synth(sample_rate, voices=voices, master_gain=master_gain)
+    warm.note_on(60, 1, "lead")
+    warm.render(4 * blocksize)  # first-call costs are paid here, not in the first callbacks
+    state = _AudioState(conn, synth, sample_rate, channels, info["name"])
+    try:
+        stream = sd.OutputStream(device=index, samplerate=sample_rate, blocksize=blocksize, channels=channels,
+                                 dtype="float32", latency="low", callback=state.callback)
+        state.latency = float(stream.latency)
+    except Exception as e:
+        fail(f"cannot open audio output {info['name']!r} ({api}) at {sample_rate} Hz: {_one_line(e)}: {_WHAT_TO_DO}")
+        return
+    gc.collect()
+    gc.freeze()  # nothing allocated so far needs scanning again: shorter collections in the callback
+    try:
+        stream.start()
+    except Exception as e:
+        fail(f"cannot start audio output {info['name']!r} ({api}): {_one_line(e)}: {_WHAT_TO_DO}")
+        stream.close()
+        return
+    try:
+        conn.send(("ready", {
+            "device": info["name"], "index": index, "hostapi": api, "sample_rate": float(stream.samplerate),
+            "blocksize": blocksize, "channels": channels, "latency": round(float(stream.latency), 4),
+            "pid": os.getpid(),
+        }))
+        parent = multiprocessing.parent_process()
+        while not state.quit.wait(0.2):
+            if parent is not None and not parent.is_alive():
+                break
+            if not stream.active:
+                log.warning("audio stream on %r stopped by the system; audio process exiting", info["name"])
+                break
+    except (OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            stream.stop()
+        with contextlib.suppress(Exception):
+            stream.close()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """Hide ``__main__`` while a spawned child is prepared.
+
+    A spawned child re-imports the parent's main module (``livegen`` CLI, a test runner,
+    a notebook...), which may import torch and more; the audio process must not. With a
+    bare ``__main__`` the child imports only what its target function needs.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+# ---------------------------------------------------------------------------- parent side
+class SynthOutput:
+    """The built-in synth as an ``Output``: events go by pipe to the audio process.
+
+    ``device``: None = the default output (or the JACK device when there is no default),
+    an int = a PortAudio device index, a str = part of a device or host API name
+    (case-insensitive). ``send`` never waits for the audio process: when the pipe is full
+    (the process is stuck) events are dropped and counted. ``lead`` grows past 30 ms when
+    the device's latency needs it, so events still reach the callback before their block.
+    """
+
+    name = "synth"
+    lead = 0.03
+
+    def __init__(self, device: int | str | None = None, sample_rate: int = 48000, blocksize: int = 256,
+                 voices: Mapping[str, VoiceSpec] | None = None, master_gain: float = 0.5) -> None:
+        self.device = device
+        self.sample_rate = int(sample_rate)
+        self.blocksize = int(blocksize)
+        self.voices = dict(voices or {})
+        self.master_gain = float(master_gain)
+        self.info: dict | None = None
+        self.dropped = 0  # events not sent because the pipe was full or the process gone
+        self._params = param_names({**DEFAULT_VOICES, **self.voices})
+        self._proc: Any = None
+        self._conn: Any = None
+        self._poller: Any = None
+        self._lock = threading.Lock()  # conn.send (dispatch thread, stats, close)
+        self._recv_lock = threading.Lock()  # conn.recv (stats) and closing the pipe
+        self._request = itertools.count(1)
+        self._closed = False
+        self._problems = RateLimitedLog()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, timeout: float = 10.0) -> dict:
+        """Start the audio process; returns the device info, or raises AudioUnavailable."""
+        if self._closed:
+            raise AudioUnavailable("this synth output was closed; make a new one")
+        if self._proc is not None:
+            return dict(self.info or {})
+        ctx = multiprocessing.get_context("spawn")
+        conn, child_conn = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=_serve, name="livegen-audio", daemon=True,
+                           args=(child_conn, self.device, self.sample_rate, self.blocksize, self.voices,
+                                 self.master_gain))
+        try:
+            with _bare_main():
+                proc.start()
+        except Exception as e:  # fork/exec failures, unpicklable voices...
+            conn.close()
+            child_conn.close()
+            raise AudioUnavailable(f"cannot start the audio process ({_one_line(e)}): {_WHAT_TO_DO}") from None
+        child_conn.close()
+        msg: tuple | None = None
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if conn.poll(0.05):
+                    msg = conn.recv()
+                    break
+                if not proc.is_alive() and not conn.poll(0):
+                    break
+        except (EOFError, OSError):
+            msg = None
+        if msg is not None and msg[0] == "ready":
+            self._proc, self._conn, self.info = proc, conn, dict(msg[1])
+            # Events must arrive before the callback that renders their block: a device
+            # with more latency than the default lead gets a longer lead.
+            self.lead = max(type(self).lead, float(self.info["latency"]) + 2.0 * self.blocksize / self.sample_rate)
+            if hasattr(select, "poll"):
+                self._poller = select.poll()
+                self._poller.register(conn.fileno(), select.POLLOUT)
+            return dict(self.info)
+        exitcode = proc.exitcode
+        _stop(proc, conn, 1.0)
+        if msg is not None and msg[0] == "error":
+            raise AudioUnavailable(msg[1])
+        if exitcode is not None:
+            raise AudioUnavailable(f"audio process exited (code {exitcode}) before opening a device: {_WHAT_TO_DO}")
+        raise AudioUnavailable(f"audio device did not start within {timeout:g} s: {_WHAT_TO_DO}")
+
+    def close(self) -> None:
+        """Stop the audio process (quit, join, terminate if stuck). Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            conn, proc = self._conn, self._proc
+            self._conn = None
+            if conn is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    conn.send(("quit",))
+        with self._recv_lock:
+            if proc is not None:
+                _stop(proc, conn, 3.0)
+            elif conn is not None:
+                conn.close()
+
+    def __enter__(self) -> "SynthOutput":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the audio process is running."""
+        return self._proc is not None and self._proc.is_alive() and not self._closed
+
+    @property
+    def process(self) -> Any:
+        """The audio process (a ``multiprocessing`` process), once started."""
+        return self._proc
+
+    # ------------------------------------------------------------------ events
+    def send(self, event: OutEvent) -> None:
+        """Pass an event to the audio process; never blocks for more than a pipe write."""
+        if isinstance(event, NoteOn):
+            msg: tuple = ("on", event.time, event.pitch, event.velocity, event.channel, event.voice)
+        elif isinstance(event, NoteOff):
+            msg = ("off", event.time, event.pitch, event.channel)
+        elif isinstance(event, AllNotesOff):
+            msg = ("panic", event.time)
+        elif isinstance(event, ParamChanged) and event.name in self._params:
+            msg = ("param", event.time, event.name, float(event.value))
+        else:
+            return
+        self._post(msg)
+
+    def _post(self, msg: tuple) -> bool:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return False
+            try:
+                if self._poller is not None and not self._poller.poll(0):
+                    self.dropped += 1
+                    self._problems.warn("audio-full", "audio process is not reading events (pipe full): dropping them")
+                    return False
+                conn.send(msg)
+                return True
+            except (OSError, ValueError) as e:
+                self.dropped += 1
+                self._problems.warn("audio-gone", "audio process gone (%s): the synth is silent", _one_line(e))
+                return False
+
+    def stats(self, timeout: float = 2.0) -> dict:
+        """Counters from the audio callback (a round trip through the pipe).
+
+        Raises AudioUnavailable when the process is not running or does not answer.
+        """
+        with self._recv_lock:
+            request = next(self._request)
+            conn = self._conn
+            if conn is None or not self._post(("stats", request)):
+                raise AudioUnavailable("audio process is not running")
+            deadline = time.monotonic() + timeout
+            try:
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise AudioUnavailable(f"audio process did not answer within {timeout:g} s")
+                    if conn.poll(min(left, 0.05)):
+                        msg = conn.recv()
+                        if msg[0] == "stats" and msg[1] == request:
+                            return dict(msg[2])
+                    elif not self._proc.is_alive():
+                        raise AudioUnavailable(f"audio process exited (code {self._proc.exitcode})")
+            except (EOFError, OSError) as e:
+                raise AudioUnavailable(f"audio process gone ({_one_line(e)})") from None
+
+
+def _stop(proc: Any, conn: Any, timeout: float) -> None:
+    """Join the process, terminating (then killing) it if it does not exit in time."""
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(1.0)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(1.0)
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.close()
