@@ -322,10 +322,10 @@ class Engine:
         beat = self.clock.beat_at(t)
         if velocity > 0:
             if key in self._sounding_thru:
-                self.scheduler.schedule(NoteOff(t, pitch, channel, PERFORMER_VOICE), self._thru_outputs())
+                self.scheduler.schedule(NoteOff(t, pitch, channel, PERFORMER_VOICE, thru=True))
             self.recent.append(PlayedNote(beat, pitch, velocity, None))
             self._sounding_thru.add(key)
-            self.scheduler.schedule(NoteOn(t, pitch, velocity, channel, PERFORMER_VOICE), self._thru_outputs())
+            self.scheduler.schedule(NoteOn(t, pitch, velocity, channel, PERFORMER_VOICE, thru=True))
         else:
             for i in range(len(self.recent) - 1, -1, -1):
                 n = self.recent[i]
@@ -334,14 +334,7 @@ class Engine:
                     break
             if key in self._sounding_thru:
                 self._sounding_thru.discard(key)
-                self.scheduler.schedule(NoteOff(t, pitch, channel, PERFORMER_VOICE), self._thru_outputs())
-
-    def _thru_outputs(self) -> list[Output] | None:
-        """Performer notes go to every output except MIDI ports (no feedback loops)."""
-        outs = getattr(self.scheduler, "outputs", None)
-        if outs is None:
-            return None
-        return [o for o in outs if not getattr(o, "name", "").startswith("midi:")]
+                self.scheduler.schedule(NoteOff(t, pitch, channel, PERFORMER_VOICE, thru=True))
 
     def scene(self, name: str, source: str = "") -> bool:
         values = self.scenes.get(name)

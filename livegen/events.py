@@ -14,11 +14,15 @@ from typing import Protocol, Union
 
 @dataclass(frozen=True, slots=True)
 class NoteOn:
+    """``thru`` marks a note the performer played, passed through to be heard: MIDI ports
+    skip those (the controller already sent them; echoing them back makes loops)."""
+
     time: float
     pitch: int
     velocity: int
     channel: int = 0
     voice: str = "lead"
+    thru: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,7 @@ class NoteOff:
     pitch: int
     channel: int = 0
     voice: str = "lead"
+    thru: bool = False
 
 
 @dataclass(frozen=True, slots=True)

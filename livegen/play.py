@@ -54,6 +54,7 @@ class LiveRig:
     def __post_init__(self) -> None:
         self.outputs: list[Output] = []
         self.synth = None
+        self.timing = None
         self.window = None
         self.scene = None
         self.visuals_out = None
@@ -86,18 +87,7 @@ class LiveRig:
                 log.info("audio: %s", _describe_audio(info))
             except AudioUnavailable as e:
                 self._missing(f"{e}")
-        self._open_midi_outputs()
-        from livegen.outputs.osc_out import OscOutput
-
-        for target in patch.osc.targets:
-            self.outputs.append(OscOutput(target.name, target.host, target.port, target.prefix, tuple(target.send)))
-            log.info("OSC out: %s -> %s:%d%s", target.name, target.host, target.port, target.prefix)
-        if patch.supercollider.enabled:
-            from livegen.outputs.supercollider import ScsynthOutput
-
-            sc = patch.supercollider
-            self.outputs.append(ScsynthOutput(sc.host, sc.port, sc.synthdef, sc.group))
-            log.info("scsynth: %s:%d synthdef %s", sc.host, sc.port, sc.synthdef)
+        self._open_timing_server()
         if opts.window and patch.visuals.enabled:
             from livegen.visuals.output import VisualsOutput
             from livegen.visuals.scenes import create_scene
@@ -117,25 +107,34 @@ class LiveRig:
         self.outputs.extend(self.extra_outputs)
         return specs
 
-    def _open_midi_outputs(self) -> None:
-        from livegen.control.midi_ports import MidiPortError, open_output, open_virtual_output
-        from livegen.outputs.midi_out import MidiOutput
+    def _open_timing_server(self) -> None:
+        """MIDI ports, OSC targets and scsynth run in the timing-server process."""
+        from livegen.clock.timing_server import TimingServer
 
-        m = self.patch.midi
+        patch = self.patch
+        m = patch.midi
+        specs: list[tuple] = []
         if m.virtual_output:
-            try:
-                port = open_virtual_output("livegen out", client_name=m.client_name)
-                self.outputs.append(MidiOutput(port, "midi:livegen out"))
-                log.info("MIDI out: virtual port 'livegen out'")
-            except Exception as e:  # no MIDI backend at all (no ALSA sequencer, no JACK)
-                self._missing(f"cannot create MIDI port 'livegen out': {_one_line(e)}")
-        for pattern in m.outputs:
-            try:
-                port = open_output(pattern)
-                self.outputs.append(MidiOutput(port, f"midi:{port.name}"))
-                log.info("MIDI out: %s", port.name)
-            except (MidiPortError, OSError) as e:
-                self._missing(_one_line(e))
+            specs.append(("midi-virtual", "livegen out", m.client_name))
+        specs += [("midi", pattern, m.client_name) for pattern in m.outputs]
+        specs += [("osc", t.name, t.host, t.port, t.prefix, tuple(t.send)) for t in patch.osc.targets]
+        sc = patch.supercollider
+        if sc.enabled:
+            specs.append(("scsynth", sc.host, sc.port, sc.synthdef, sc.group))
+        if not specs:
+            return
+        server = TimingServer(specs)
+        try:
+            server.start()
+        except RuntimeError as e:
+            self._missing(f"MIDI/OSC outputs unavailable: {e}")
+            return
+        self.timing = server
+        self.outputs.append(server)
+        for line in server.opened:
+            log.info("%s", line)
+        for line in server.missing:
+            self._missing(line)
 
     def _missing(self, line: str) -> None:
         self.missing.append(line)
@@ -146,7 +145,9 @@ class LiveRig:
         limit_torch_threads()
         loop = asyncio.get_running_loop()
         specs = self._open_outputs()
-        self.dispatcher = Dispatcher(self.outputs)
+        # In this process only outputs that place events themselves (the synth, with its own
+        # lead) or need no precision (the window): a short spin is enough.
+        self.dispatcher = Dispatcher(self.outputs, spin=0.0005)
         engine = Engine(patch, self.dispatcher, seed=opts.seed, extra_specs=specs)
         self.engine = engine
         engine.on_quit = self._quit.set

@@ -8,8 +8,9 @@ style worker will put on the machine while the music must keep time.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import time
+
+from livegen.realtime import lower_process_priority
 
 
 def _net():
@@ -35,10 +36,7 @@ def _net():
 
 
 def _worker(stop, frames, width: int, height: int, threads: int) -> None:
-    try:
-        os.nice(10)  # the music's threads come first
-    except OSError:
-        pass
+    lower_process_priority(10)  # the music's threads come first
     import torch
 
     torch.set_num_threads(threads)

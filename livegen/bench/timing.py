@@ -137,7 +137,6 @@ async def _run(args) -> dict:
     patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port), "<bench>")
     rig = LiveRig(patch, RigOptions(window=False, audio=True, seed=1, watch_patch=False))
 
-    emitted: list[tuple[float, float]] = []  # (scheduled, emitted)
     received: list[float] = []
     applied: dict[int, float] = {}
     load = None if args.no_worker else ConvLoad()
@@ -147,13 +146,7 @@ async def _run(args) -> dict:
     engine = await rig.start()
     engine.store.declare(ParamSpec("bench.probe", 0.0, 0.0, 1e9))
     engine.store.subscribe(lambda _n, v: applied.setdefault(int(v), time.monotonic()), "bench.probe")
-    midi_out = next((o for o in rig.outputs if o.name.startswith("midi")), None)
-
-    def on_emit(out, event, t):
-        if isinstance(event, NoteOn) and out is midi_out:
-            emitted.append((event.time, t))
-
-    rig.dispatcher.on_emit = on_emit
+    midi_out = rig.timing
     listener = None
     if midi_out is not None:
         from livegen.control.midi_ports import open_input
@@ -177,6 +170,9 @@ async def _run(args) -> dict:
             scene.render(time.monotonic(), engine.store.snapshot())
             await asyncio.sleep(1 / 30)
 
+    if midi_out is not None:
+        midi_out.record(True)
+        received.clear()
     drawer = asyncio.create_task(draw())
     n_osc = int(min(args.seconds, 60) * 100)
     sender = await asyncio.create_subprocess_exec(sys.executable, "-c", SENDER, str(port), str(n_osc), "100",
@@ -189,7 +185,7 @@ async def _run(args) -> dict:
         await asyncio.sleep(remaining)
     synth_stats = rig.synth.stats() if rig.synth is not None else {}
     drawer.cancel()
-    rig.dispatcher.on_emit = None
+    timing_stats = midi_out.stats() if midi_out is not None else {"note_on_times": []}
     if load is not None:
         load.stop()
     if listener is not None:
@@ -199,6 +195,7 @@ async def _run(args) -> dict:
 
     sent = json.loads(out.decode() or "[]")
     osc_lat = [(applied[i] - s) * 1e3 for i, s in enumerate(sent) if i in applied]
+    emitted = [tuple(x) for x in timing_stats["note_on_times"]]
     errors = [(e - s) * 1e3 for s, e in emitted]
     # Arrival at the JACK input, matched in order to what was emitted.
     jack_lat = [(r - s) * 1e3 for (s, _e), r in zip(emitted, received)] if len(received) == len(emitted) else []
@@ -209,13 +206,17 @@ async def _run(args) -> dict:
         "worker": None if load is None else {"net": "TransformerNet 32/64/128, 5 res blocks, 320x240, 1 thread",
                                             "frames": load.frames, "fps": load.fps()},
         "note_on_emitted_vs_scheduled": _summary(errors),
+        "worst_note_ons": sorted(((round(s - t_start, 3), round((e - s) * 1e3, 3)) for s, e in emitted),
+                                 key=lambda x: -x[1])[:5],
         "note_on_received_on_jack_input": _summary(jack_lat) if jack_lat else {"count": len(received)},
         "audio": ({"device": synth_stats.get("device"), "blocksize": 256, "sample_rate": 48000,
                    "underruns": synth_stats.get("underruns", 0) - stats_before.get("underruns", 0),
                    "callbacks": synth_stats.get("callbacks", 0) - stats_before.get("callbacks", 0),
                    "max_callback_ms": synth_stats.get("max_callback_ms"),
                    "mean_callback_ms": synth_stats.get("mean_callback_ms"),
-                   "late_events": synth_stats.get("late_events")} if audio_ok else "no audio device"),
+                   "late_events": synth_stats.get("late_events"), "starved": synth_stats.get("starved"),
+                   "underruns_at_s": [round(u - t_start, 3) for u in synth_stats.get("underrun_times", [])]}
+                  if audio_ok else "no audio device"),
         "osc_in_to_applied": {"sent": len(sent), "applied": len(osc_lat), "median_ms": _pct(osc_lat, 0.5),
                               "p99_ms": _pct(osc_lat, 0.99), "max_ms": max(osc_lat) if osc_lat else float("nan")},
         "engine": {"notes_scheduled": engine.stats.notes_scheduled,

@@ -13,18 +13,20 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import os
 import sys
 import threading
 import time
 from typing import Callable, Iterable, Sequence
 
 from livegen.events import AllNotesOff, NoteOff, NoteOn, OutEvent, Output
+from livegen.realtime import raise_thread_priority
 
 log = logging.getLogger("livegen")
 
-SPIN_SECONDS = 0.002  # wake this long before a deadline and spin the rest
-SWITCH_INTERVAL = 0.0005  # seconds: how long another thread may hold the GIL while we wait
+# Wake this long before a deadline and spin the rest. Measured here (a VM): a real-time
+# thread's timed wake-up is late by up to ~3 ms now and then; a 3 ms spin hides that.
+SPIN_SECONDS = 0.003
+SWITCH_INTERVAL = 0.0001  # seconds: how long another thread may hold the GIL while we wait
 
 
 class Dispatcher:
@@ -41,7 +43,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._running = False
         self._realtime = realtime_priority
-        self.on_emit: Callable[[Output, OutEvent, float], None] | None = None  # for benchmarks
+        self.on_emit: Callable[[Output, OutEvent, float, float], None] | None = None  # benchmarks: (output, event, send began, send ended)
         self.errors = 0
 
     # -- outputs ---------------------------------------------------------------------
@@ -119,16 +121,9 @@ class Dispatcher:
         self._thread = None
 
     def _raise_priority(self) -> None:
-        if not self._realtime:
-            return
-        try:  # Linux: pid 0 is this thread. Needs privileges; without them we stay at normal priority.
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-            log.debug("dispatch thread runs with SCHED_FIFO priority 10")
-        except (AttributeError, OSError, PermissionError):
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
-            except (AttributeError, OSError, PermissionError):
-                pass
+        if self._realtime:
+            granted = raise_thread_priority(10)
+            log.debug("dispatch thread priority: %s", granted)
 
     def _run(self) -> None:
         self._raise_priority()
@@ -151,10 +146,11 @@ class Dispatcher:
                 while self._heap and self._heap[0][0] <= t:
                     batch.append(heapq.heappop(self._heap))
             for _due, _seq, out, event in batch:
+                t_send = now()
                 try:
                     out.send(event)
                 except Exception:  # an output failing must not stop the others
                     self.errors += 1
                     log.exception("output %s failed on %s", getattr(out, "name", out), type(event).__name__)
                 if self.on_emit is not None:
-                    self.on_emit(out, event, now())
+                    self.on_emit(out, event, t_send, now())

@@ -73,6 +73,8 @@ class MidiOutput:
             self.problems.warn(f"midi-out-event:{self.name}", "MIDI output %r: bad event %r (%s)", self.name, event, exc)
 
     def _send(self, event: OutEvent) -> None:
+        if isinstance(event, (NoteOn, NoteOff)) and event.thru:
+            return  # the performer's own note: the controller already sent it
         if isinstance(event, NoteOn):
             ch = self._channel(event.channel, event.voice)
             pitch = _clamp(int(event.pitch), 0, 127)

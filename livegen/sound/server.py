@@ -23,17 +23,20 @@ import sys
 import threading
 import time
 import types
+from collections import deque
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from livegen.events import AllNotesOff, NoteOff, NoteOn, OutEvent, ParamChanged
 from livegen.log import RateLimitedLog
+from livegen.realtime import raise_thread_priority
 from livegen.sound.synth import DEFAULT_VOICES, Synth, VoiceSpec, param_names
 
 log = logging.getLogger("livegen")
 
 _WHAT_TO_DO = "use --no-audio, or livegen render"
+AHEAD_BLOCKS = 3  # blocks rendered ahead of the callback: slack for stalls, at 16 ms latency
 _MAX_MESSAGES_PER_CALLBACK = 256  # bounds the time one callback spends reading the pipe
 _MAX_PENDING = 20000  # timed events held in the child; beyond this new ones are dropped
 
@@ -94,8 +97,22 @@ def choose_device(sd: Any, device: int | str | None) -> int:
 class _AudioState:
     """What the audio callback owns in the child: the synth, the event heap and counters."""
 
-    def __init__(self, conn: Any, synth: Synth, sample_rate: int, channels: int, device: str) -> None:
+    def __init__(self, conn: Any, synth: Synth, sample_rate: int, channels: int, device: str,
+                 blocksize: int = 256, ahead: int = AHEAD_BLOCKS) -> None:
         self.conn = conn
+        self.blocksize = blocksize
+        self.ahead = ahead
+        self.ring = np.zeros((ahead + 2, blocksize, channels), dtype=np.float32)
+        self.written = 0  # blocks rendered (render thread)
+        self.read = 0  # blocks played (callback)
+        self.clock_ref: tuple[int, float] = (-1, 0.0)  # (block index, monotonic time it leaves the DAC)
+        self.wake = threading.Event()
+        self.starved = 0
+        self.underrun_times: deque[float] = deque(maxlen=64)  # when: tells a stall from a steady overload
+        self.renders = 0
+        self.total_render = 0.0
+        self.max_render = 0.0
+        self.render_priority = ""
         self.synth = synth
         self.sr = sample_rate
         self.channels = channels
@@ -112,38 +129,91 @@ class _AudioState:
         self.max_callback = 0.0
         self.total_callback = 0.0
         self.peak = 0.0
+        self.priority = ""
 
     def callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        """The host's real-time thread: copy out a block the render thread made earlier.
+
+        Rendering here would put ~1 ms of numpy on the real-time path and make every
+        stall of this machine an audible dropout; copying takes microseconds.
+        """
         started = time.perf_counter()
+        if self.callbacks == 0:  # the host's audio thread: ask for it to come before everything else
+            self.priority = raise_thread_priority(20)
         try:
+            now = time.monotonic()
             if status.output_underflow:
                 self.underruns += 1
-            self._drain()
-            now = time.monotonic()
+                self.underrun_times.append(now)
             dac, current = time_info.outputBufferDacTime, time_info.currentTime
             if dac > 0 and 0.0 <= dac - current < 1.0:
                 block_time = dac + (now - current)
             else:  # a host API without timing: assume the stream's nominal latency
                 block_time = now + self.latency
-            self._place(block_time, frames)
-            out = self.synth.render(frames)
-            if self.channels == 1:
-                outdata[:, 0] = out.mean(axis=1)
-            else:
-                outdata[:] = out
-            peak = float(np.max(np.abs(out))) if frames else 0.0
-            if peak > self.peak:
-                self.peak = peak
+            if frames != self.blocksize:  # a host that changes block sizes: render in place
+                self._drain()
+                self._place(block_time, frames)
+                self._write(outdata, self.synth.render(frames))
+            elif self.written > self.read:
+                outdata[:] = self.ring[self.read % len(self.ring)]
+                self.clock_ref = (self.read, block_time)
+                self.read += 1
+            else:  # the render thread fell behind: silence, counted
+                outdata.fill(0)
+                self.starved += 1
+                self.clock_ref = (self.read, block_time)
+                self.read = max(self.read, self.written)
         except Exception:  # an exception would stop the stream: play silence and count it
             outdata.fill(0)
             self.errors += 1
             if self.errors == 1:
                 log.exception("audio callback failed (playing silence)")
+        self.wake.set()
         elapsed = time.perf_counter() - started
         self.callbacks += 1
         self.total_callback += elapsed
         if elapsed > self.max_callback:
             self.max_callback = elapsed
+
+    def render_loop(self) -> None:
+        """Keep ``ahead`` blocks rendered in front of the callback, events placed on the sample."""
+        self.render_priority = raise_thread_priority(19)
+        bs, ring = self.blocksize, self.ring
+        while not self.quit.is_set():
+            if self.written - self.read >= self.ahead:
+                self.wake.wait(0.05)
+                self.wake.clear()
+                continue
+            started = time.perf_counter()
+            try:
+                self._drain()
+                ref_block, ref_time = self.clock_ref
+                if ref_block < 0:  # before the first callback: the stream's nominal latency
+                    block_time = time.monotonic() + self.latency + (self.written - self.read) * bs / self.sr
+                else:
+                    block_time = ref_time + (self.written - ref_block) * bs / self.sr
+                self._place(block_time, bs)
+                self._write(ring[self.written % len(ring)], self.synth.render(bs))
+            except Exception:
+                ring[self.written % len(ring)].fill(0)
+                self.errors += 1
+                if self.errors == 1:
+                    log.exception("audio rendering failed (playing silence)")
+            self.written += 1
+            elapsed = time.perf_counter() - started
+            self.renders += 1
+            self.total_render += elapsed
+            if elapsed > self.max_render:
+                self.max_render = elapsed
+
+    def _write(self, dest: np.ndarray, out: np.ndarray) -> None:
+        if self.channels == 1:
+            dest[:, 0] = out.mean(axis=1)
+        else:
+            dest[:] = out
+        peak = float(np.max(np.abs(out))) if len(out) else 0.0
+        if peak > self.peak:
+            self.peak = peak
 
     def _drain(self) -> None:
         conn = self.conn
@@ -186,10 +256,11 @@ class _AudioState:
             if offset >= frames:
                 return
             heapq.heappop(heap)
+            kind = msg[0]
             if offset < 0:
                 offset = 0
-                self.late_events += 1
-            kind = msg[0]
+                if kind != "param":  # a parameter change is due "now" by nature
+                    self.late_events += 1
             if kind == "on":
                 synth.note_on(msg[2], msg[3], msg[5], msg[4], offset)
             elif kind == "off":
@@ -212,6 +283,13 @@ class _AudioState:
             "pending_events": len(self.heap),
             "torch_loaded": "torch" in sys.modules,
             "device": self.device,
+            "priority": self.priority,
+            "render_priority": self.render_priority,
+            "starved": self.starved,
+            "mean_render_ms": (self.total_render / self.renders * 1e3) if self.renders else 0.0,
+            "max_render_ms": self.max_render * 1e3,
+            "ahead_blocks": self.ahead,
+            "underrun_times": list(self.underrun_times),
         }
         self.peak = 0.0
         return out
@@ -252,7 +330,7 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
     warm = Synth(sample_rate, voices=voices, master_gain=master_gain)
     warm.note_on(60, 1, "lead")
     warm.render(4 * blocksize)  # first-call costs are paid here, not in the first callbacks
-    state = _AudioState(conn, synth, sample_rate, channels, info["name"])
+    state = _AudioState(conn, synth, sample_rate, channels, info["name"], blocksize)
     try:
         stream = sd.OutputStream(device=index, samplerate=sample_rate, blocksize=blocksize, channels=channels,
                                  dtype="float32", latency="low", callback=state.callback)
@@ -262,9 +340,12 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
         return
     gc.collect()
     gc.freeze()  # nothing allocated so far needs scanning again: shorter collections in the callback
+    renderer = threading.Thread(target=state.render_loop, name="livegen-render", daemon=True)
+    renderer.start()
     try:
         stream.start()
     except Exception as e:
+        state.quit.set()
         fail(f"cannot start audio output {info['name']!r} ({api}): {_one_line(e)}: {_WHAT_TO_DO}")
         stream.close()
         return
@@ -272,6 +353,7 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
         conn.send(("ready", {
             "device": info["name"], "index": index, "hostapi": api, "sample_rate": float(stream.samplerate),
             "blocksize": blocksize, "channels": channels, "latency": round(float(stream.latency), 4),
+            "render_ahead": round(state.ahead * blocksize / sample_rate, 4),
             "pid": os.getpid(),
         }))
         parent = multiprocessing.parent_process()
@@ -284,8 +366,10 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
     except (OSError, ValueError):
         pass
     finally:
+        state.quit.set()
         with contextlib.suppress(Exception):
             stream.stop()
+        renderer.join(1.0)
         with contextlib.suppress(Exception):
             stream.close()
         with contextlib.suppress(Exception):
@@ -377,7 +461,8 @@ class SynthOutput:
             self._proc, self._conn, self.info = proc, conn, dict(msg[1])
             # Events must arrive before the callback that renders their block: a device
             # with more latency than the default lead gets a longer lead.
-            self.lead = max(type(self).lead, float(self.info["latency"]) + 2.0 * self.blocksize / self.sample_rate)
+            ahead = float(self.info.get("render_ahead", 0.0))
+            self.lead = max(type(self).lead, float(self.info["latency"]) + ahead + 2.0 * self.blocksize / self.sample_rate)
             if hasattr(select, "poll"):
                 self._poller = select.poll()
                 self._poller.register(conn.fileno(), select.POLLOUT)
