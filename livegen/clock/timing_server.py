@@ -26,6 +26,7 @@ import time
 from typing import Any, Sequence
 
 from livegen.events import AllNotesOff, NoteOn, OutEvent
+from livegen.realtime import PromoteNewThreads
 
 log = logging.getLogger("livegen")
 
@@ -73,7 +74,8 @@ def _serve(conn: Any, specs: Sequence[tuple]) -> None:
     outputs, opened, missing = [], [], []
     for spec in specs:
         try:
-            outputs.append(_open(spec))
+            with PromoteNewThreads():  # a MIDI port's JACK thread must never miss a period
+                outputs.append(_open(spec))
             opened.append(_describe(spec))
         except Exception as e:  # a port that is not there: say so, run with the rest
             missing.append(f"{_describe(spec)} unavailable: {' '.join(str(e).split()) or type(e).__name__}")
