@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import mido
 import numpy as np
 
+from livegen.atomic import atomic_write
 from livegen.clock.tempo import Clock
 from livegen.control.script import ScriptEvent
 from livegen.engine import Engine
@@ -156,9 +157,8 @@ class MidiFileRecorder:
             notes.append(msg.copy(time=tick - last))
             last = tick
         mid.tracks.extend([meta, notes])
-        tmp = path.with_name(path.name + ".tmp")
-        mid.save(str(tmp))
-        tmp.replace(path)
+        with atomic_write(path) as f:
+            mid.save(file=f)
 
 
 @dataclass

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import wave
-from pathlib import Path
 
 import numpy as np
 
-_UMASK = os.umask(0o022)  # read the umask (set it back at once) for the final file's mode
-os.umask(_UMASK)
+from livegen.atomic import atomic_write
 
 
 def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int) -> None:
@@ -28,22 +25,8 @@ def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: in
     if sample_rate <= 0:
         raise ValueError(f"sample rate must be positive, got {sample_rate}")
     pcm = np.rint(np.clip(np.nan_to_num(data, nan=0.0), -1.0, 1.0) * 32767.0).astype("<i2")
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600
-            with wave.open(fh, "wb") as w:
-                w.setnchannels(data.shape[1])
-                w.setsampwidth(2)
-                w.setframerate(int(sample_rate))
-                w.writeframes(pcm.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as fh, wave.open(fh, "wb") as w:
+        w.setnchannels(data.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(pcm.tobytes())
