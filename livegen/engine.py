@@ -285,6 +285,8 @@ class Engine:
         """Beat 0 falls at ``t``: give the rig a moment between opening devices and the first note."""
         self.clock.start(t, 0.0)
         self._next_window = 0.0
+        if self.patch.clock.send_clock:  # devices following our MIDI clock start with us
+            self.scheduler.schedule(Transport(t, "start", 0))
 
     def _reset_generators(self) -> None:
         for slot in self.slots.values():
@@ -442,6 +444,14 @@ class Engine:
                 self.store.set(name, value, f"MIDI {port}")
             for a in self.mapper.match_triggers(self.midi_triggers, event):
                 self.trigger(a, f"MIDI {port}")
+            if event.kind == "program" and self.scenes:
+                # Program change n recalls the patch's n-th scene (0-based, in file order).
+                names = list(self.scenes)
+                if event.number < len(names):
+                    self.scene(names[event.number], f"MIDI {port} program {event.number}")
+                else:
+                    self.problems.warn("program", "program change %d from %s: the patch has %d scenes",
+                                       event.number, port, len(names))
         elif isinstance(event, ClockInput) and follower is not None:
             self.follow_clock(event, t, follower)
 

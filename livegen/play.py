@@ -212,8 +212,7 @@ class LiveRig:
         self.patch = patch
         self.engine.apply_patch(patch)
         if self.osc is not None:
-            self.osc.maps = list(self.engine.osc_maps)
-            self.osc.triggers = list(self.engine.osc_triggers)
+            self.osc.set_mappings(self.engine.osc_maps, self.engine.osc_triggers)
         if self.midi_in is not None:
             self.midi_in.decoder = self.engine.decoder
 
@@ -242,7 +241,7 @@ class LiveRig:
                     elif action == "panic":
                         engine.panic("key")
                     elif action == "fullscreen":
-                        self.window.toggle_fullscreen() if hasattr(self.window, "toggle_fullscreen") else None
+                        self.window.toggle_fullscreen()
             except Exception:
                 engine.problems.warn("frame", "drawing a frame failed; see the log")
                 log.debug("frame failed", exc_info=True)

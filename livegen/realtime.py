@@ -15,13 +15,22 @@ import threading
 log = logging.getLogger("livegen")
 
 
+def _set_fifo(tid: int, priority: int) -> bool:
+    """SCHED_FIFO at ``priority`` for thread ``tid`` (0 = this one), never lowering a
+    real-time priority someone (JACK) already gave it."""
+    try:
+        if os.sched_getscheduler(tid) in (os.SCHED_FIFO, os.SCHED_RR) and os.sched_getparam(tid).sched_priority >= priority:
+            return True
+        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
 def raise_thread_priority(fifo_priority: int, nice: int = -10) -> str:
     """Raise the calling thread's priority; returns what was granted ("fifo", "nice" or "none")."""
-    try:  # Linux: pid 0 means the calling thread
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo_priority))
+    if _set_fifo(0, fifo_priority):  # Linux: 0 means the calling thread
         return "fifo"
-    except (AttributeError, OSError):
-        pass
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
         return "nice"
@@ -64,8 +73,5 @@ class PromoteNewThreads:
 
     def __exit__(self, *exc: object) -> None:
         for tid in sorted(thread_ids() - self._before):
-            try:
-                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(self.priority))
+            if _set_fifo(tid, self.priority):
                 self.promoted.append(tid)
-            except (AttributeError, OSError):
-                pass

@@ -195,3 +195,11 @@ def test_a_failing_generator_skips_a_window_not_the_show(caplog):
     slot.generator.generate = flaky
     run(eng, sched, t, 2.0)
     assert eng.stats.generator_errors == 1 and len(notes(sink)) > 10
+
+
+def test_program_change_recalls_scenes_in_file_order():
+    eng, sched, sink, t = make()
+    eng.handle_midi(ControlInput("program", 0, 0, 0.0, 0), 0.0, "ctl")
+    assert eng.store.get("arp.density") == 0.25 and eng.clock.bpm == 90
+    eng.handle_midi(ControlInput("program", 0, 5, 5 / 127, 5), 0.0, "ctl")  # no 6th scene: reported, ignored
+    assert eng.store.get("arp.density") == 0.25

@@ -162,7 +162,10 @@ def test_follow_clock_over_jack(jack_midi):
             assert mi.ports, "could not connect to the fake drum machine"
             thread.start()
             await asyncio.to_thread(thread.join, 5.0)
-            await asyncio.sleep(0.05)  # the last ticks cross JACK
+            for _ in range(100):  # the last ticks cross JACK and the poll thread
+                if follower.ticks >= 60:
+                    break
+                await asyncio.sleep(0.01)
         finally:
             stop.set()
             mi.close()

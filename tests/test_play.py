@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -214,7 +215,7 @@ def test_play_without_display_or_audio_runs_with_what_is_there(tmp_path):
                             env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         lines = _wait_for_line(proc, r"playing", 60)
-        SimpleUDPClient("127.0.0.1", port).send_message("/livegen/quit", [])
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop, like /livegen/quit
         proc.wait(15)
     finally:
         if proc.poll() is None:
@@ -223,3 +224,4 @@ def test_play_without_display_or_audio_runs_with_what_is_there(tmp_path):
     text = "".join(lines)
     assert "--no-window" in text and "--no-audio" in text
     assert proc.returncode == 0
+    assert "stopped" in proc.stderr.read()

@@ -210,6 +210,7 @@ async def _run(args) -> dict:
                    "max_callback_ms": synth_stats.get("max_callback_ms"),
                    "mean_callback_ms": synth_stats.get("mean_callback_ms"),
                    "late_events": synth_stats.get("late_events"), "starved": synth_stats.get("starved"),
+                   "late_log": synth_stats.get("late_log"),
                    "underruns_at_s": [round(u - t_start, 3) for u in synth_stats.get("underrun_times", [])]}
                   if audio_ok else "no audio device"),
         "osc_in_to_applied": {"sent": len(sent), "applied": len(osc_lat), "median_ms": _pct(osc_lat, 0.5),

@@ -105,9 +105,10 @@ class _AudioState:
         self.ring = np.zeros((ahead + 2, blocksize, channels), dtype=np.float32)
         self.written = 0  # blocks rendered (render thread)
         self.read = 0  # blocks played (callback)
-        self.clock_ref: tuple[int, float] = (-1, 0.0)  # (block index, monotonic time it leaves the DAC)
+        self.base_time: float | None = None  # monotonic time block 0 left (or would have left) the DAC
         self.wake = threading.Event()
         self.starved = 0
+        self.late_log: deque = deque(maxlen=32)
         self.underrun_times: deque[float] = deque(maxlen=64)  # when: tells a stall from a steady overload
         self.renders = 0
         self.total_render = 0.0
@@ -154,15 +155,15 @@ class _AudioState:
                 self._drain()
                 self._place(block_time, frames)
                 self._write(outdata, self.synth.render(frames))
-            elif self.written > self.read:
-                outdata[:] = self.ring[self.read % len(self.ring)]
-                self.clock_ref = (self.read, block_time)
-                self.read += 1
-            else:  # the render thread fell behind: silence, counted
-                outdata.fill(0)
-                self.starved += 1
-                self.clock_ref = (self.read, block_time)
-                self.read = max(self.read, self.written)
+            else:
+                self._track(block_time)
+                if self.written > self.read:
+                    outdata[:] = self.ring[self.read % len(self.ring)]
+                    self.read += 1
+                else:  # the render thread fell behind: silence, counted
+                    outdata.fill(0)
+                    self.starved += 1
+                    self.read = max(self.read, self.written)
         except Exception:  # an exception would stop the stream: play silence and count it
             outdata.fill(0)
             self.errors += 1
@@ -174,6 +175,20 @@ class _AudioState:
         self.total_callback += elapsed
         if elapsed > self.max_callback:
             self.max_callback = elapsed
+
+    def _track(self, block_time: float) -> None:
+        """Follow when block 0 would have left the DAC, smoothly.
+
+        Each callback's timestamp jitters by as much as the thread was late to run; taken
+        as it is, consecutive blocks would overlap or leave gaps in time and notes would
+        fall into the gaps. A slow average keeps the blocks contiguous and still follows
+        a device clock that drifts against ours.
+        """
+        estimate = block_time - self.read * self.blocksize / self.sr
+        if self.base_time is None or abs(estimate - self.base_time) > 0.05:  # start, or a jump
+            self.base_time = estimate
+        else:
+            self.base_time += 0.01 * (estimate - self.base_time)
 
     def render_loop(self) -> None:
         """Keep ``ahead`` blocks rendered in front of the callback, events placed on the sample."""
@@ -187,11 +202,11 @@ class _AudioState:
             started = time.perf_counter()
             try:
                 self._drain()
-                ref_block, ref_time = self.clock_ref
-                if ref_block < 0:  # before the first callback: the stream's nominal latency
+                base = self.base_time
+                if base is None:  # before the first callback: the stream's nominal latency
                     block_time = time.monotonic() + self.latency + (self.written - self.read) * bs / self.sr
                 else:
-                    block_time = ref_time + (self.written - ref_block) * bs / self.sr
+                    block_time = base + self.written * bs / self.sr
                 self._place(block_time, bs)
                 self._write(ring[self.written % len(ring)], self.synth.render(bs))
             except Exception:
@@ -261,6 +276,7 @@ class _AudioState:
                 offset = 0
                 if kind != "param":  # a parameter change is due "now" by nature
                     self.late_events += 1
+                    self.late_log.append((kind, round((block_time - t) * 1e3, 2), round(t - time.monotonic(), 4)))
             if kind == "on":
                 synth.note_on(msg[2], msg[3], msg[5], msg[4], offset)
             elif kind == "off":
@@ -290,6 +306,7 @@ class _AudioState:
             "max_render_ms": self.max_render * 1e3,
             "ahead_blocks": self.ahead,
             "underrun_times": list(self.underrun_times),
+            "late_log": list(self.late_log),
         }
         self.peak = 0.0
         return out
@@ -462,7 +479,9 @@ class SynthOutput:
             # Events must arrive before the callback that renders their block: a device
             # with more latency than the default lead gets a longer lead.
             ahead = float(self.info.get("render_ahead", 0.0))
-            self.lead = max(type(self).lead, float(self.info["latency"]) + ahead + 2.0 * self.blocksize / self.sample_rate)
+            # Margin: a block's wait for the render thread's next drain, plus the main
+            # process's dispatch jitter (measured: 2 blocks was not always enough).
+            self.lead = max(type(self).lead, float(self.info["latency"]) + ahead + 5.0 * self.blocksize / self.sample_rate)
             if hasattr(select, "poll"):
                 self._poller = select.poll()
                 self._poller.register(conn.fileno(), select.POLLOUT)
