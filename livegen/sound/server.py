@@ -221,6 +221,18 @@ class _AudioState:
             if elapsed > self.max_render:
                 self.max_render = elapsed
 
+    def _silence_rendered(self) -> None:
+        """Panic reaches the blocks already rendered ahead too: the next one to play fades
+        out, the rest are silent. (The block the callback may be copying right now is left.)"""
+        ring, n = self.ring, len(self.ring)
+        first = self.read + 1
+        for j in range(first, self.written):
+            block = ring[j % n]
+            if j == first:
+                block *= np.linspace(1.0, 0.0, len(block), dtype=np.float32)[:, None]
+            else:
+                block.fill(0)
+
     def _write(self, dest: np.ndarray, out: np.ndarray) -> None:
         if self.channels == 1:
             dest[:, 0] = out.mean(axis=1)
@@ -251,6 +263,7 @@ class _AudioState:
                 self.dropped_events += 1
         elif kind == "panic":
             self.synth.all_notes_off(0)
+            self._silence_rendered()
             t = msg[1]
             # Notes due up to the panic would only have been cut by it: drop them too.
             kept = [e for e in self.heap if e[2][0] == "param" or e[0] > t]
