@@ -10,7 +10,6 @@ thread) and offline (``livegen render``: virtual clock, everything in order, no 
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import math
@@ -25,7 +24,7 @@ from livegen.control.learn import MidiLearn, MidiMapper
 from livegen.control.mapping import OscMap, Trigger
 from livegen.control.midi_in import ClockInput, ControlInput, MidiDecoder, NoteInput
 from livegen.control.params import ParameterStore, ParamSpec
-from livegen.events import AllNotesOff, Beat, ClockTick, NoteOff, NoteOn, OutEvent, Output, ParamChanged, Transport
+from livegen.events import Beat, ClockTick, NoteOff, NoteOn, OutEvent, Output, ParamChanged, Transport
 from livegen.log import RateLimitedLog
 from livegen.music.generator import Generator, GeneratorContext, Note, PlayedNote, create_generator
 from livegen.music.scales import Key

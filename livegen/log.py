@@ -43,6 +43,17 @@ class RateLimitedLog:
         self._logger.warning(message, *args)
 
 
+class _OneLine(logging.Formatter):
+    """The terminal gets one line per problem; tracebacks go to the log file only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = " ".join(record.getMessage().split())
+        if record.exc_info and record.exc_info[1] is not None:
+            err = record.exc_info[1]
+            line += f": {type(err).__name__}: {' '.join(str(err).split())}"
+        return self._fmt % {"message": line} if self._fmt else line
+
+
 def default_log_path() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     try:
@@ -61,7 +72,7 @@ def setup_logging(verbose: bool = False, log_file: Path | None = None) -> Path |
         root.removeHandler(h)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else logging.INFO)
-    console.setFormatter(logging.Formatter("livegen: %(message)s"))
+    console.setFormatter(_OneLine("livegen: %(message)s"))
     root.addHandler(console)
     path = log_file if log_file is not None else default_log_path()
     try:

@@ -187,7 +187,6 @@ def test_livegen_play_in_a_real_window(xvfb_display, jack_server, tmp_path):
         if grab.returncode != 0:
             pytest.skip(f"ffmpeg cannot grab the X screen: {grab.stderr.decode()[-200:]}")
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-        import numpy as np
         import pygame
 
         img = pygame.surfarray.array3d(pygame.image.load(str(shot)))  # (w, h, 3)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import mido
 import numpy as np
-import pytest
 
 from livegen.control.script import parse_script
 from livegen.patch.loader import load_patch, parse_patch

@@ -3,7 +3,6 @@
 import socket
 import time
 
-import pytest
 from pythonosc.osc_message import OscMessage
 
 from livegen.clock.timing_server import TimingServer

@@ -14,7 +14,6 @@ from livegen.realtime import lower_process_priority
 
 
 def _net():
-    import torch
     from torch import nn
 
     def conv(cin, cout, k, s):

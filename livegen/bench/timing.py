@@ -20,11 +20,9 @@ import logging
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 log = logging.getLogger("livegen")
 
@@ -138,7 +136,6 @@ async def _run(args) -> dict:
 
     from livegen.bench.convload import ConvLoad
     from livegen.control.params import ParamSpec
-    from livegen.events import NoteOn
     from livegen.patch.loader import parse_patch
     from livegen.play import LiveRig, RigOptions
 

@@ -9,7 +9,7 @@ All methods are called from the event-loop thread.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from livegen.log import RateLimitedLog
