@@ -37,6 +37,7 @@ class RigOptions:
     fullscreen: bool | None = None
     seed: int | None = None
     watch_patch: bool = True
+    headless_visuals: bool = False  # render the visuals with no window (benchmarks, frame output)
 
 
 def limit_torch_threads() -> None:
@@ -55,6 +56,7 @@ class LiveRig:
         self.outputs: list[Output] = []
         self.synth = None
         self.timing = None
+        self.frames = 0
         self.window = None
         self.scene = None
         self.visuals_out = None
@@ -88,16 +90,17 @@ class LiveRig:
             except AudioUnavailable as e:
                 self._missing(f"{e}")
         self._open_timing_server()
-        if opts.window and patch.visuals.enabled:
+        if (opts.window or opts.headless_visuals) and patch.visuals.enabled:
             from livegen.visuals.output import VisualsOutput
             from livegen.visuals.scenes import create_scene
             from livegen.visuals.window import DisplayUnavailable, Window
 
             v = patch.visuals
             try:
-                fullscreen = v.fullscreen if opts.fullscreen is None else opts.fullscreen
-                self.window = Window(v.width, v.height, scale=v.scale, title=f"livegen — {patch.name}",
-                                     fullscreen=fullscreen)
+                if opts.window:
+                    fullscreen = v.fullscreen if opts.fullscreen is None else opts.fullscreen
+                    self.window = Window(v.width, v.height, scale=v.scale, title=f"livegen — {patch.name}",
+                                         fullscreen=fullscreen)
                 self.scene = create_scene(v.source, v.width, v.height, seed=opts.seed or 0)
                 specs += self.scene.param_specs()
                 self.visuals_out = VisualsOutput(self.scene)
@@ -160,7 +163,7 @@ class LiveRig:
         await self._open_inputs(loop, engine)
         engine.start_clock(time.monotonic() + engine.lookahead)
         self._tasks.append(asyncio.create_task(self._tick(engine), name="livegen-tick"))
-        if self.window is not None:
+        if self.scene is not None:
             self._tasks.append(asyncio.create_task(self._frames(engine), name="livegen-frames"))
         return engine
 
@@ -227,26 +230,46 @@ class LiveRig:
             await asyncio.sleep(TICK_SECONDS)
 
     async def _frames(self, engine: Engine) -> None:
+        """Frames at the patch's rate. The scene renders on a worker thread (numpy lets go of
+        the GIL for most of it), so the loop stays free for OSC and MIDI; only the blit to
+        the window, which SDL wants on this thread, happens here."""
+        import concurrent.futures
+
         fps = self.patch.visuals.fps
         period = 1.0 / fps
         next_t = time.monotonic()
-        while True:
-            now = time.monotonic()
-            try:
-                self.visuals_out.drain()
-                self.window.show(self.scene.render(now, engine.store.snapshot(now)))
-                for action in self.window.poll():
-                    if action == "quit":
-                        engine.quit("window")
-                    elif action == "panic":
-                        engine.panic("key")
-                    elif action == "fullscreen":
-                        self.window.toggle_fullscreen()
-            except Exception:
-                engine.problems.warn("frame", "drawing a frame failed; see the log")
-                log.debug("frame failed", exc_info=True)
-            next_t = max(next_t + period, time.monotonic())
-            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+        loop = asyncio.get_running_loop()
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livegen-frames")
+
+        def render(t: float, params: dict) -> object:
+            self.visuals_out.drain()
+            return self.scene.render(t, params)
+
+        try:
+            while True:
+                now = time.monotonic()
+                try:
+                    frame = await loop.run_in_executor(pool, render, now, engine.store.snapshot(now))
+                    if self.window is not None:
+                        self.window.show(frame)
+                        self._window_actions(engine)
+                    self.frames += 1
+                except Exception:
+                    engine.problems.warn("frame", "drawing a frame failed; see the log")
+                    log.debug("frame failed", exc_info=True)
+                next_t = max(next_t + period, time.monotonic())
+                await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+        finally:
+            pool.shutdown(wait=True)
+
+    def _window_actions(self, engine: Engine) -> None:
+        for action in self.window.poll():
+            if action == "quit":
+                engine.quit("window")
+            elif action == "panic":
+                engine.panic("key")
+            elif action == "fullscreen":
+                self.window.toggle_fullscreen()
 
     async def wait(self) -> None:
         await self._quit.wait()
