@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--seconds", type=float, default=120.0)
     timing.add_argument("--bpm", type=float, default=140.0)
     timing.add_argument("--no-worker", action="store_true", help="without the CPU-heavy torch worker")
+    timing.add_argument("--no-visuals", action="store_true", help="without rendering visuals frames")
     timing.add_argument("--audio-device", type=_device, help="audio device (default: the JACK device when present)")
     timing.add_argument("--json", type=Path, help="also write the figures as JSON here")
     return p

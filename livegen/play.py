@@ -212,6 +212,15 @@ class LiveRig:
 
     def _reload(self, patch) -> None:
         assert self.engine is not None
+        old = self.patch
+        for section in ("audio", "visuals"):
+            if getattr(old, section) != getattr(patch, section):
+                log.info("patch: the [%s] changes take effect when livegen is restarted", section)
+        if (old.midi.inputs, old.midi.outputs, old.midi.virtual_output) != (
+                patch.midi.inputs, patch.midi.outputs, patch.midi.virtual_output) or (
+                old.osc.host, old.osc.port, old.osc.targets) != (patch.osc.host, patch.osc.port, patch.osc.targets) or (
+                old.supercollider != patch.supercollider):
+            log.info("patch: port and target changes take effect when livegen is restarted")
         self.patch = patch
         self.engine.apply_patch(patch)
         if self.osc is not None:

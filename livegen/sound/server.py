@@ -30,6 +30,7 @@ import numpy as np
 
 from livegen.events import AllNotesOff, NoteOff, NoteOn, OutEvent, ParamChanged
 from livegen.log import RateLimitedLog
+from livegen import realtime
 from livegen.realtime import raise_thread_priority
 from livegen.sound.synth import DEFAULT_VOICES, Synth, VoiceSpec, param_names
 
@@ -140,7 +141,7 @@ class _AudioState:
         """
         started = time.perf_counter()
         if self.callbacks == 0:  # the host's audio thread: ask for it to come before everything else
-            self.priority = raise_thread_priority(20)
+            self.priority = raise_thread_priority(realtime.JACK_CLIENT)
         try:
             now = time.monotonic()
             if status.output_underflow:
@@ -192,7 +193,7 @@ class _AudioState:
 
     def render_loop(self) -> None:
         """Keep ``ahead`` blocks rendered in front of the callback, events placed on the sample."""
-        self.render_priority = raise_thread_priority(19)
+        self.render_priority = raise_thread_priority(realtime.RENDER)
         bs, ring = self.blocksize, self.ring
         while not self.quit.is_set():
             if self.written - self.read >= self.ahead:
