@@ -72,16 +72,16 @@ class LiveRig:
 
     # ------------------------------------------------------------------ opening
     def _open_outputs(self) -> list:
-        from livegen.sound.synth import Synth
+        from livegen.sound.synth import Synth, voices_with
 
         patch, opts = self.patch, self.options
-        specs = list(Synth(patch.audio.sample_rate, voices=_voices(patch)).param_specs())
+        specs = list(Synth(patch.audio.sample_rate, voices=voices_with(patch.voices)).param_specs())
         if opts.audio and patch.audio.enabled:
             from livegen.sound.server import AudioUnavailable, SynthOutput
 
             device = opts.audio_device if opts.audio_device is not None else (patch.audio.device or None)
             synth = SynthOutput(device=device, sample_rate=patch.audio.sample_rate, blocksize=patch.audio.blocksize,
-                                voices=_voices(patch), master_gain=patch.audio.master_gain)
+                                voices=voices_with(patch.voices), master_gain=patch.audio.master_gain)
             try:
                 info = synth.start()
                 self.synth = synth
@@ -339,12 +339,6 @@ async def play(patch_path: Path, options: RigOptions, on_ready: Callable[[LiveRi
         await rig.close()
         log.info("stopped: all notes off, workers joined")
     return 0
-
-
-def _voices(patch):
-    from livegen.render import _voices as voices
-
-    return voices(patch)
 
 
 def _describe_audio(info) -> str:

@@ -23,7 +23,7 @@ from livegen.clock.tempo import Clock
 from livegen.control.script import ScriptEvent
 from livegen.engine import Engine
 from livegen.events import AllNotesOff, NoteOff, NoteOn, OutEvent, Output, ParamChanged
-from livegen.sound.synth import Synth
+from livegen.sound.synth import Synth, voices_with
 from livegen.sound.wav import write_wav
 
 log = logging.getLogger("livegen")
@@ -184,7 +184,7 @@ def render(patch, seconds: float, seed: int, out_dir: Path, events: Sequence[Scr
     sr = int(patch.audio.sample_rate)
     vt = [0.0]
     sched = VirtualScheduler()
-    synth = Synth(sr, voices=_voices(patch), master_gain=patch.audio.master_gain)
+    synth = Synth(sr, voices=voices_with(patch.voices), master_gain=patch.audio.master_gain)
     audio_out = SynthRenderOutput(synth, sr)
     engine = Engine(patch, sched, now=lambda: vt[0], seed=seed, extra_specs=synth.param_specs())
     recorder = MidiFileRecorder(engine.clock)
@@ -250,19 +250,6 @@ def render(patch, seconds: float, seed: int, out_dir: Path, events: Sequence[Scr
     vis_path = writer.close() if writer is not None else None
     return RenderResult(midi_path, wav_path, vis_path, engine.stats.notes_scheduled, seconds, frames,
                         float(np.max(np.abs(audio))) if len(audio) else 0.0)
-
-
-def _voices(patch):
-    """Synth voices: the built-in presets with the patch's overrides."""
-    from dataclasses import replace
-
-    from livegen.sound.synth import DEFAULT_VOICES
-
-    voices = dict(DEFAULT_VOICES)
-    for name, fields in patch.voices.items():
-        base = voices.get(name, DEFAULT_VOICES["lead"])
-        voices[name] = replace(base, **fields)
-    return voices
 
 
 def _progress(total: int, enabled: bool):

@@ -106,6 +106,14 @@ DEFAULT_VOICES: dict[str, VoiceSpec] = {
 }
 
 
+def voices_with(overrides: Mapping[str, Mapping[str, object]]) -> dict[str, VoiceSpec]:
+    """The preset voices with some fields replaced, and new voices based on ``lead``."""
+    voices = dict(DEFAULT_VOICES)
+    for name, fields in overrides.items():
+        voices[name] = replace(voices.get(name, DEFAULT_VOICES["lead"]), **fields)
+    return voices
+
+
 def param_names(voice_names: Iterable[str]) -> set[str]:
     """Every parameter name a synth with these voices accepts in ``set_param``."""
     names = {MASTER_PARAM}
