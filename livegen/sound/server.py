@@ -37,6 +37,7 @@ from livegen.sound.synth import DEFAULT_VOICES, Synth, VoiceSpec, param_names
 log = logging.getLogger("livegen")
 
 _WHAT_TO_DO = "use --no-audio, or livegen render"
+_SWITCH_INTERVAL = 0.0002  # seconds another thread may keep the GIL while the callback waits
 AHEAD_BLOCKS = 3  # blocks rendered ahead of the callback: slack for stalls, at 16 ms latency
 _MAX_MESSAGES_PER_CALLBACK = 256  # bounds the time one callback spends reading the pipe
 _MAX_PENDING = 20000  # timed events held in the child; beyond this new ones are dropped
@@ -336,6 +337,9 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
            voices: Mapping[str, VoiceSpec] | None, master_gain: float) -> None:
     """The audio process: open the stream, report ready or error, run until told to quit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it closes us
+    # The callback needs the GIL that the render thread holds between numpy calls: by
+    # default Python lets a thread keep it 5 ms, a whole JACK period. Hand it over fast.
+    sys.setswitchinterval(_SWITCH_INTERVAL)
 
     def fail(message: str) -> None:
         with contextlib.suppress(OSError, ValueError):
