@@ -128,9 +128,8 @@ class Engine:
         specs = engine_param_specs() + self._extra_specs
         for slot in slots.values():
             specs += [_prefixed(slot.name, s) for s in slot.specs]
-        quiet = self._quiet_declare if not first else self.store.declare
-        for s in specs:
-            quiet(s)
+        for s in specs:  # re-declaring keeps a value that is still in range
+            self.store.declare(s)
         initial: dict[str, float] = {"tempo": patch.clock.bpm}
         for g in patch.generators:
             for k, v in g.params.items():
@@ -145,9 +144,6 @@ class Engine:
         self.osc_triggers: list[Trigger] = list(patch.osc.triggers)
         self.decoder = MidiDecoder(cc14=self.mapper.cc14_numbers())
         self.clock.beats_per_bar = patch.clock.beats_per_bar
-
-    def _quiet_declare(self, spec: ParamSpec) -> None:
-        self.store.declare(spec)
 
     def param_specs(self) -> dict[str, ParamSpec]:
         return {s.name: s for s in self.store.specs()}
@@ -173,7 +169,7 @@ class Engine:
         """Generate and schedule everything up to ``now + lookahead``. Call often."""
         t = self.now() if now is None else now
         if self._inflight:
-            self._collect(t)
+            self._collect()
         if not self.clock.running:
             return
         horizon = self.clock.beat_at(t + self.lookahead)
@@ -193,9 +189,9 @@ class Engine:
             self._next_window = end
             self.stats.windows += 1
         if self._inflight:
-            self._collect(t)
+            self._collect()
 
-    def _collect(self, t: float) -> None:
+    def _collect(self) -> None:
         while self._inflight and self._inflight[0].done():
             fut = self._inflight.popleft()
             self._place(fut.window_start, fut.result(), self.now())  # type: ignore[attr-defined]
@@ -471,9 +467,6 @@ class Engine:
                 st = self.store
                 st.declare(st.spec("tempo"), round(self.clock.bpm, 2))  # show it, don't re-anchor
 
-    # ------------------------------------------------------------------ shutdown
-    def all_notes_off(self) -> None:
-        self.scheduler.panic(self.now())
 
 
 def _prefixed(prefix: str, spec: ParamSpec) -> ParamSpec:

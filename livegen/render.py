@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -170,7 +170,6 @@ class RenderResult:
     seconds: float
     frames: int = 0
     peak: float = 0.0
-    problems: list[str] = field(default_factory=list)
 
 
 def render(patch, seconds: float, seed: int, out_dir: Path, events: Sequence[ScriptEvent] = (),

@@ -57,13 +57,6 @@ class Dispatcher:
         with self._cond:
             self._outputs.append(output)
 
-    def remove_output(self, output: Output) -> None:
-        with self._cond:
-            if output in self._outputs:
-                self._outputs.remove(output)
-            self._heap = [e for e in self._heap if e[2] is not output]
-            heapq.heapify(self._heap)
-
     # -- scheduling ------------------------------------------------------------------
     def schedule(self, event: OutEvent, outputs: Iterable[Output] | None = None) -> None:
         """Deliver ``event`` to every output (or the given ones) at ``event.time - lead``."""
@@ -71,13 +64,6 @@ class Dispatcher:
             targets = self._outputs if outputs is None else outputs
             for out in targets:
                 heapq.heappush(self._heap, (event.time - out.lead, next(self._seq), out, event))
-            self._cond.notify()
-
-    def schedule_many(self, events: Iterable[OutEvent]) -> None:
-        with self._cond:
-            for event in events:
-                for out in self._outputs:
-                    heapq.heappush(self._heap, (event.time - out.lead, next(self._seq), out, event))
             self._cond.notify()
 
     def pending(self) -> int:

@@ -28,9 +28,6 @@ class Clock:
     def time_at(self, beat: float) -> float:
         return self.anchor_time + (beat - self.anchor_beat) * 60.0 / self.bpm
 
-    def seconds_per_beat(self) -> float:
-        return 60.0 / self.bpm
-
     def set_tempo(self, bpm: float, t: float) -> None:
         bpm = min(MAX_BPM, max(MIN_BPM, float(bpm)))
         self.anchor_beat = self.beat_at(t)
