@@ -64,6 +64,48 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--no-visuals", action="store_true", help="without rendering visuals frames")
     timing.add_argument("--audio-device", type=_device, help="audio device (default: the JACK device when present)")
     timing.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    mbench = bsub.add_parser("melody", help="melody RNN step latency (1 thread) and batched tokens/s")
+    mbench.add_argument("--model", type=Path, help="model file (default: the shipped one)")
+    mbench.add_argument("--steps", type=int, default=5000)
+    mbench.add_argument("--batch", type=int, default=16)
+    mbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
+
+    train = sub.add_parser("train", help="train models")
+    tsub = train.add_subparsers(dest="train", required=True)
+    tm = tsub.add_parser("melody", help="train the melody RNN (and its n-gram baseline); torchrun-ready")
+    tm.add_argument("--out", type=Path, default=Path("melody-model"), help="output folder")
+    tm.add_argument("--collections", default="essen,oneills,ryans,aird,bach",
+                    help="music21 corpus collections, comma-separated ('' for none)")
+    tm.add_argument("--data", type=Path, action="append", default=[], help="a folder or file of MIDI/ABC/MusicXML (repeatable)")
+    tm.add_argument("--epochs", type=int, default=40)
+    tm.add_argument("--batch", type=int, default=64)
+    tm.add_argument("--chunk", type=int, default=256, help="steps per training sequence")
+    tm.add_argument("--lr", type=float, default=3e-3)
+    tm.add_argument("--hidden", type=int, default=256)
+    tm.add_argument("--layers", type=int, default=2)
+    tm.add_argument("--embed", type=int, default=64)
+    tm.add_argument("--dropout", type=float, default=0.2)
+    tm.add_argument("--patience", type=int, default=4, help="epochs without improvement before stopping")
+    tm.add_argument("--max-minutes", type=float, help="stop after this long (the run still finishes properly)")
+    tm.add_argument("--transpose", type=int, default=6, help="random transposition range in semitones")
+    tm.add_argument("--seed", type=int, default=0)
+    tm.add_argument("--threads", type=int, help="torch threads per process")
+    tm.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    tm.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    tm.add_argument("--ngram-order", type=int, help="n-gram order (default: chosen on the valid split)")
+    tm.add_argument("--workers", type=int, help="processes for parsing the corpus")
+    tm.add_argument("--limit-tunes", type=int, help="use only the first N tunes (quick runs)")
+
+    ev = sub.add_parser("eval", help="evaluate models")
+    esub = ev.add_subparsers(dest="eval", required=True)
+    em = esub.add_parser("melody", help="bits per note/step of the melody RNN and the n-gram baseline")
+    em.add_argument("paths", nargs="*", type=Path, help="MIDI/ABC/MusicXML files or folders")
+    em.add_argument("--model", type=Path, help="melody model (default: the shipped one)")
+    em.add_argument("--ngram", type=Path, help="n-gram baseline (default: ngram.npz beside the model)")
+    em.add_argument("--split", choices=("train", "valid", "test"),
+                    help="also evaluate this split of the music21 corpus collections")
+    em.add_argument("--collections", default="essen,oneills,ryans,aird,bach")
+    em.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
 
 
@@ -86,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
             from livegen.bench.timing import main as bench_timing
 
             return bench_timing(args)
+        if args.command == "bench" and args.bench == "melody":
+            from livegen.bench.melody import main as bench_melody
+
+            return bench_melody(args)
+        if args.command == "train" and args.train == "melody":
+            return _train_melody(args)
+        if args.command == "eval" and args.eval == "melody":
+            from livegen.music.eval_melody import main as eval_melody
+
+            return eval_melody(args)
     except KeyboardInterrupt:
         return 130
     except _UserError as e:
@@ -96,6 +148,30 @@ def main(argv: list[str] | None = None) -> int:
 
 class _UserError(Exception):
     pass
+
+
+def _train_melody(args) -> int:
+    from livegen.music.train_melody import TrainConfig, command_line, train
+
+    cols = tuple(c for c in args.collections.split(",") if c.strip())
+    cfg = TrainConfig(out=args.out, collections=cols, data=tuple(args.data), epochs=args.epochs, batch=args.batch,
+                      chunk=args.chunk, lr=args.lr, hidden=args.hidden, layers=args.layers, embed=args.embed,
+                      dropout=args.dropout, patience=args.patience, max_minutes=args.max_minutes,
+                      transpose=args.transpose, seed=args.seed, threads=args.threads, device=args.device,
+                      resume=args.resume, ngram_order=args.ngram_order, workers=args.workers,
+                      limit_tunes=args.limit_tunes, command=command_line())
+    try:
+        summary = train(cfg, progress=sys.stderr.isatty())
+    except ValueError as e:
+        raise _UserError(str(e)) from None
+    if summary:
+        r = summary["test"].get("all")
+        if r:
+            print(f"test split: RNN {r['rnn_bits_per_note']:.3f} bits/note, n-gram {r['ngram_bits_per_note']:.3f} "
+                  f"(ratio {r['ratio']:.3f}); wrote {args.out}/melody.pt and {args.out}/MODEL_CARD.md")
+        else:
+            print(f"wrote {args.out}/melody.pt and {args.out}/MODEL_CARD.md (no test tunes)")
+    return 0
 
 
 def _load(path: Path):
