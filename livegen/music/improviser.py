@@ -146,6 +146,7 @@ class Improviser:
         self._held = np.zeros(self.voices, np.int64)  # steps the current token's note has lasted
         self._helds: dict[int, np.ndarray] = {}
         self._committed = 0  # steps before this are sounding or spoken for
+        self._note_end = np.full(self.voices, -1, np.int64)  # step where each voice's last emitted note ends
         self._settings: Settings | None = None
         self._phrase_repeat: dict[int, bool] = {}
         self._seen: set[tuple[float, int]] | None = None  # performer notes already taken in
@@ -244,10 +245,10 @@ class Improviser:
             tok = None
             if self._phrase_repeat[phrase] and (k - plen) in self._tokens:
                 cand = self._tokens[k - plen]
-                if all(self._allowed(int(t), v, st, key) for v, t in enumerate(cand)):
+                if all(self._allowed(int(t), v, k, st, key) for v, t in enumerate(cand)):
                     tok = cand.astype(np.int64)
             if tok is None:
-                tok = np.array([self._sample(logp[v], v, st, key, ctx) for v in range(self.voices)], np.int64)
+                tok = np.array([self._sample(logp[v], v, k, st, key, ctx) for v in range(self.voices)], np.int64)
             self._store(k, tok, new_state)
 
     def _store(self, k: int, tok: np.ndarray, new_state) -> None:
@@ -265,9 +266,9 @@ class Improviser:
         for d in (self._tokens, self._states, self._prevs, self._helds):
             d.pop(old, None)
 
-    def _allowed(self, tok: int, v: int, st: Settings, key: Key) -> bool:
+    def _allowed(self, tok: int, v: int, k: int, st: Settings, key: Key) -> bool:
         if tok == HOLD:
-            return self._held[v] < MAX_HOLD
+            return self._held[v] < MAX_HOLD and k != self._note_end[v]
         if tok == REST:
             return True
         pitch = int(_PITCHES[tok])
@@ -280,7 +281,7 @@ class Improviser:
         hi = min(MAX_PITCH, st.high + off * v if v else st.high)
         return lo, max(lo, hi)
 
-    def _sample(self, logp: np.ndarray, v: int, st: Settings, key: Key, ctx: GeneratorContext) -> int:
+    def _sample(self, logp: np.ndarray, v: int, k: int, st: Settings, key: Key, ctx: GeneratorContext) -> int:
         """Constrained nucleus sampling of one token for voice v."""
         logits = np.array(logp, np.float64)
         notes = slice(NOTE_BASE, VOCAB)
@@ -290,8 +291,8 @@ class Improviser:
             pcs = np.array(sorted(key.pitch_classes))
             ok &= np.isin(_PITCHES % 12, pcs)
         ok[:NOTE_BASE] = True
-        if self._held[v] >= MAX_HOLD:
-            ok[HOLD] = False
+        if self._held[v] >= MAX_HOLD or k == self._note_end[v]:
+            ok[HOLD] = False  # a note already sent ends here: the plan must end it too
         logits[~ok] = -np.inf
         logits[notes] += (st.density - 0.5) * 6.0
         logits[REST] += (st.rest - 0.5) * 6.0
@@ -353,7 +354,8 @@ class Improviser:
                     if nxt is None or int(nxt[v]) != HOLD:
                         break
                     end += 1
-                self._committed = max(self._committed, end + 1)
+                self._note_end[v] = end
+                self._committed = max(self._committed, end)
                 length = (end - k) / STEPS_PER_BEAT
                 accent = 1.0 if k % spb == 0 else (0.85 if k % STEPS_PER_BEAT == 0 else 0.72)
                 velocity = max(1, min(127, round(vel * accent * (0.92 + 0.16 * ctx.rng.random()))))
@@ -450,6 +452,8 @@ class MelodyRNNGenerator(Improviser):
     def __init__(self, name: str = "rnn", seed: int | None = None, model: str = "", voices: int = 1,
                  counter_voice: str = "bass", device: str = "") -> None:
         super().__init__(name, seed, voices, counter_voice)
+        import torch
+
         from livegen.music.melody_rnn import MelodyModelError, MelodyStepper, load_model
 
         path = Path(model) if model else DEFAULT_RNN
@@ -459,6 +463,10 @@ class MelodyRNNGenerator(Improviser):
             self.error = str(exc)
             log.error("generator %s: %s; it stays silent", name, exc)
             return
+        if not device and not torch.cuda.is_available():
+            # One thread: a step is a few small matrix products, and the live rig runs other
+            # torch work (the style net) beside it; more threads only add jitter.
+            torch.set_num_threads(1)
         self.model = MelodyStepper(net, device or None)
         self.card = card
 
