@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--no-visuals", action="store_true", help="without rendering visuals frames")
     timing.add_argument("--audio-device", type=_device, help="audio device (default: the JACK device when present)")
     timing.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    timing.add_argument("--generator", choices=("arpeggiator", "melody_rnn"), default="arpeggiator",
+                        help="what plays the 16ths")
+    timing.add_argument("--model", type=Path, help="melody model for --generator melody_rnn (default: shipped)")
     mbench = bsub.add_parser("melody", help="melody RNN step latency (1 thread) and batched tokens/s")
     mbench.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     mbench.add_argument("--steps", type=int, default=5000)

@@ -64,6 +64,7 @@ class GeneratorSlot:
     enabled: bool = True
     rng: random.Random = field(default_factory=random.Random)
     specs: list[ParamSpec] = field(default_factory=list)
+    options: dict[str, object] = field(default_factory=dict)  # the constructor's, from the patch
 
 
 @dataclass
@@ -114,7 +115,7 @@ class Engine:
         slots: dict[str, GeneratorSlot] = {}
         for g in patch.generators:
             old = self.slots.get(g.name)
-            if old is not None and old.kind == g.kind:
+            if old is not None and old.kind == g.kind and old.options == dict(g.options):
                 gen = old.generator
                 rng = old.rng
             else:
@@ -123,7 +124,7 @@ class Engine:
                 seeded = g.seed is not None or self.seed is not None
                 rng = random.Random(f"{self.seed}:{g.seed}:{g.name}") if seeded else random.Random()
             slots[g.name] = GeneratorSlot(g.name, g.kind, gen, g.voice, g.channel, g.enabled, rng,
-                                          list(gen.param_specs()))
+                                          list(gen.param_specs()), dict(g.options))
         self.slots = slots
         specs = engine_param_specs() + self._extra_specs
         for slot in slots.values():

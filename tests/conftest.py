@@ -84,3 +84,31 @@ def xvfb_display():
         proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def rnn_file(tmp_path_factory):
+    """An untrained melody RNN: every token is possible, so the improviser's constraints are
+    what keeps its notes in key and in register."""
+    import torch
+
+    from livegen.music.melody_rnn import MelodyRNN, MelodyRNNConfig, save_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("rnn") / "melody.pt"
+    save_model(path, MelodyRNN(MelodyRNNConfig(hidden=32, layers=2, embed=16)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def ngram_file(tmp_path_factory):
+    """A small n-gram model trained on tunes the test session writes."""
+    from livegen.music.corpus import load_paths
+    from livegen.music.ngram import NGramModel
+    from melody_files import write_corpus
+
+    folder = write_corpus(tmp_path_factory.mktemp("ng") / "tunes", 30)
+    melodies, _ = load_paths([folder])
+    path = folder.parent / "ngram.npz"
+    NGramModel.train(melodies, order=3).save(path)
+    return path

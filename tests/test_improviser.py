@@ -4,37 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
-from pathlib import Path
 
 import pytest
-import torch
 
 from livegen.music.encoding import MAX_PITCH, MIN_PITCH
 from livegen.music.generator import GeneratorContext, PlayedNote, create_generator
-from livegen.music.melody_rnn import MelodyRNN, MelodyRNNConfig, save_model
-from livegen.music.ngram import NGramModel
 from livegen.music.scales import Key
-from melody_files import write_corpus
-
-
-@pytest.fixture(scope="module")
-def rnn_file(tmp_path_factory) -> Path:
-    """An untrained network: every token is possible, so constraints are really exercised."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("rnn") / "melody.pt"
-    save_model(path, MelodyRNN(MelodyRNNConfig(hidden=32, layers=2, embed=16)))
-    return path
-
-
-@pytest.fixture(scope="module")
-def ngram_file(tmp_path_factory) -> Path:
-    from livegen.music.corpus import load_paths
-
-    folder = write_corpus(tmp_path_factory.mktemp("ng") / "tunes", 30)
-    ms, _ = load_paths([folder])
-    path = folder.parent / "ngram.npz"
-    NGramModel.train(ms, order=4).save(path)
-    return path
 
 
 def params_of(gen, **over) -> dict:

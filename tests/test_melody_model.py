@@ -14,9 +14,20 @@ import pytest
 import torch
 
 from livegen.music import corpus
-from livegen.music.encoding import HOLD, NOTE_BASE, REST, START, Melody, decode_tokens, encode_events
+from livegen.music.encoding import (
+    HOLD,
+    NOTE_BASE,
+    REST,
+    START,
+    Melody,
+    condition,
+    condition_step,
+    decode_tokens,
+    encode_events,
+)
 from livegen.music.keyfinding import estimate_key
 from livegen.music.melody_rnn import (
+    FORMAT_VERSION,
     MelodyModelError,
     MelodyRNN,
     MelodyRNNConfig,
@@ -66,6 +77,25 @@ def test_midi_files_load_with_key_metre_and_pickup(tmp_path):
     assert m.positions[0] == 0 and m.tokens[0] >= NOTE_BASE  # leading silence trimmed; starts on a downbeat
     assert rep.skipped == {"unreadable MIDI file (EOFError)": 1,
                            "not a MIDI, ABC or MusicXML file (.txt)": 1} or sum(rep.skipped.values()) == 2
+
+
+def test_live_conditioning_equals_training_conditioning():
+    """The improviser builds each step's conditioning from its history; training builds all
+    rows at once. They must agree, or the live model reads inputs it never trained on."""
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        n, bar = int(rng.integers(1, 100)), int(rng.choice([8, 12, 16]))
+        toks = rng.choice([HOLD, HOLD, REST, 30, 35, 40, 5], size=n).astype(np.uint8)
+        pos = (np.arange(n) + 3) % bar
+        rows = condition(toks, pos, 5, 1, bar)
+        for t in range(n):
+            np.testing.assert_array_equal(condition_step([int(x) for x in toks[:t]], int(pos[t]), 5, 1, bar), rows[t])
+    # Lookback: a row sees the token exactly one and two bars back, as a degree of the key.
+    toks = np.zeros(40, np.uint8)
+    toks[3] = 2 + 62 - 36  # D, degree 2 in C
+    rows = condition(toks, np.arange(40) % 16, 0, 0, 16)
+    o = 32 + 12 + 2 + 5 + 13
+    assert rows[19, o + 2] == 1 and rows[35, o + 15 + 2] == 1 and rows[20, o + 12] == 1
 
 
 def test_split_is_by_tune_name_and_deterministic():
@@ -152,8 +182,8 @@ def test_torchrun_two_processes_gloo(tiny_corpus, tmp_path):
 def test_stepper_matches_the_full_sequence_model():
     torch.manual_seed(1)
     model = MelodyRNN(MelodyRNNConfig(hidden=48, layers=2, embed=16)).eval()
-    m = Melody("t", "c", encode_events([(0, 4, 60), (4, 2, 62), (8, 4, 64)], 16),
-               (np.arange(16) % 16).astype(np.uint8), 0, 0, 16)
+    m = Melody("t", "c", encode_events([(0, 4, 60), (4, 2, 62), (8, 4, 64), (20, 4, 67), (36, 8, 65)], 48),
+               (np.arange(48) % 16).astype(np.uint8), 7, 1, 16)
     want = token_log_probs(model, m.tokens, m.inputs(), m.conditioning())
     st = MelodyStepper(model, "cpu")
     s = st.start(1)
@@ -178,11 +208,15 @@ def test_model_file_problems_are_one_clear_line(tmp_path, tiny_model):
     with pytest.raises(MelodyModelError, match="truncated or corrupt") as e:
         load_model(tmp_path / "cut.pt")
     assert "cut.pt" in str(e.value) and "\n" not in str(e.value)
-    torch.save({"format": "livegen-melody-rnn", "version": 1, "config": {"hidden": 32, "layers": 1, "embed": 16},
+    torch.save({"format": "livegen-melody-rnn", "version": FORMAT_VERSION, "config": {"hidden": 32, "layers": 1, "embed": 16},
                 "state_dict": {"embed.weight": torch.zeros(3, 3)}}, tmp_path / "wrong.pt")
     with pytest.raises(MelodyModelError, match="do not match") as e:
         load_model(tmp_path / "wrong.pt")
     assert "wrong.pt" in str(e.value) and "\n" not in str(e.value)
+    torch.save({"format": "livegen-melody-rnn", "version": 0}, tmp_path / "old.pt")
+    with pytest.raises(MelodyModelError, match="format version 0") as e:
+        load_model(tmp_path / "old.pt")
+    assert "old.pt" in str(e.value)
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(MelodyModelError, match="not a livegen melody RNN"):
         load_model(tmp_path / "other.pt")

@@ -38,15 +38,7 @@ scale = "dorian"
 device = "{device}"
 sample_rate = 48000
 blocksize = 256
-[[generators]]
-name = "arp"
-kind = "arpeggiator"
-[generators.params]
-density = 1.0
-rest = 0.0
-step = 0.25
-gate = 0.5
-[midi]
+{generator}[midi]
 inputs = []
 virtual_output = true
 [osc]
@@ -57,6 +49,31 @@ height = 240
 fps = 30
 source = "ripples"
 """
+
+GENERATORS = {
+    "arpeggiator": """
+[[generators]]
+name = "arp"
+kind = "arpeggiator"
+[generators.params]
+density = 1.0
+rest = 0.0
+step = 0.25
+gate = 0.5
+""",
+    # The melody RNN pushed to play as many 16ths as it will: dense, no rests.
+    "melody_rnn": """
+[[generators]]
+name = "rnn"
+kind = "melody_rnn"
+[generators.options]
+model = "{model}"
+[generators.params]
+density = 1.0
+rest = 0.0
+gate = 0.5
+""",
+}
 
 SENDER = r"""
 import json, sys, time
@@ -148,7 +165,9 @@ async def _run(args) -> dict:
         mido.set_backend(os.environ["MIDO_BACKEND"], load=True)
     device = args.audio_device if args.audio_device is not None else ("JACK" if jack else "")
     port = _free_port()
-    patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port), "<bench>")
+    kind = getattr(args, "generator", "arpeggiator")
+    gen = GENERATORS[kind].replace("{model}", str(getattr(args, "model", None) or "").replace("\\", "/"))
+    patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port, generator=gen), "<bench>")
     # Visuals rendered as in a show (no window to blit to): the loop is as busy as on stage.
     rig = LiveRig(patch, RigOptions(window=False, headless_visuals=not args.no_visuals, audio=True, seed=1,
                                     watch_patch=False))
@@ -191,6 +210,8 @@ async def _run(args) -> dict:
         "jack_server": _jack_mode() if jack else "none",
         "seconds": args.seconds,
         "bpm": args.bpm,
+        "generator": kind,
+        "notes": len(emitted),
         "worker": None if load is None else {"net": "TransformerNet 32/64/128, 5 res blocks, 320x240, 1 thread",
                                             "frames": load.frames, "fps": load.fps()},
         "note_on_emitted_vs_scheduled": _summary(errors),
@@ -216,7 +237,8 @@ async def _run(args) -> dict:
 def format_report(r: dict) -> str:
     n = r["note_on_emitted_vs_scheduled"]
     lines = [
-        f"livegen bench timing — {r['seconds']:g} s of 16ths at {r['bpm']:g} BPM ({r['machine']})",
+        f"livegen bench timing — {r['seconds']:g} s of 16ths at {r['bpm']:g} BPM, {r.get('generator', 'arpeggiator')} "
+        f"({r.get('notes', 0)} notes; {r['machine']})",
         f"worker: {r['worker']['net']}: {r['worker']['fps']:.2f} frames/s" if r["worker"] else "worker: none",
         f"note-on emitted - scheduled: n={n['count']} median {n['median_ms']:.3f} ms, p99 {n['p99_ms']:.3f} ms, "
         f"max {n['max_ms']:.3f} ms, >1 ms: {n['late_over_1ms']}, >3 ms: {n['late_over_3ms']}",

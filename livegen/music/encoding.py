@@ -25,7 +25,10 @@ INPUT_VOCAB = VOCAB + 1
 MAX_BAR_STEPS = 32  # positions in the bar the model distinguishes (8/4 at 16ths)
 METERS = (8, 12, 16, 24)  # bar lengths in steps with their own input (2/4, 3/4 or 6/8, 4/4, 6/4 or 12/8); else "other"
 MODES = ("major", "minor")
-COND_DIM = MAX_BAR_STEPS + 12 + len(MODES) + len(METERS) + 1
+# What a token is relative to the key: a scale degree 0..11 for a note-on, then HOLD, REST, unknown.
+DEG_HOLD, DEG_REST, DEG_NONE = 12, 13, 14
+LOOKBACK_BARS = (1, 2)  # the token one and two bars back (MelodyRNN's "lookback": tunes repeat by the bar)
+COND_DIM = MAX_BAR_STEPS + 12 + len(MODES) + len(METERS) + 1 + 13 + 15 * len(LOOKBACK_BARS)
 
 # Scales of the live key map onto the two modes the corpora annotate, by their third.
 MINOR_SCALES = {"minor", "harmonic_minor", "melodic_minor", "dorian", "phrygian", "locrian",
@@ -51,10 +54,15 @@ def meter_index(bar_steps: int) -> int:
     return METERS.index(bar_steps) if bar_steps in METERS else len(METERS)
 
 
-def condition(positions: np.ndarray, tonic: int, mode: int, bar_steps: int) -> np.ndarray:
-    """Conditioning vectors, one row per step: position in bar, tonic, mode, metre (one-hot each)."""
-    n = len(positions)
-    c = np.zeros((n, COND_DIM), np.float32)
+def token_degrees(tokens: np.ndarray, tonic: int) -> np.ndarray:
+    """Each token as a degree relative to the tonic (0..11), or DEG_HOLD / DEG_REST."""
+    t = np.asarray(tokens, np.int64)
+    deg = np.where(t >= NOTE_BASE, (t - NOTE_BASE + MIN_PITCH - tonic) % 12, DEG_HOLD)
+    return np.where(t == REST, DEG_REST, deg)
+
+
+def _static(c: np.ndarray, positions: np.ndarray, tonic: int, mode: int, bar_steps: int) -> int:
+    n = len(c)
     c[np.arange(n), np.minimum(positions, MAX_BAR_STEPS - 1)] = 1.0
     o = MAX_BAR_STEPS
     c[:, o + tonic % 12] = 1.0
@@ -62,7 +70,66 @@ def condition(positions: np.ndarray, tonic: int, mode: int, bar_steps: int) -> n
     c[:, o + mode] = 1.0
     o += len(MODES)
     c[:, o + meter_index(bar_steps)] = 1.0
+    return o + len(METERS) + 1
+
+
+def condition(tokens: np.ndarray, positions: np.ndarray, tonic: int, mode: int, bar_steps: int) -> np.ndarray:
+    """Conditioning rows for every step of a tune; row t reads only ``tokens[:t]``.
+
+    One-hot each: position in the bar, tonic, mode, metre; the degree of the last note
+    sounded before t (or none); the tokens one and two bars back as degrees (or hold, rest,
+    none). The live improviser builds the same row for one step with ``condition_step``.
+    """
+    n = len(tokens)
+    c = np.zeros((n, COND_DIM), np.float32)
+    o = _static(c, np.asarray(positions, np.int64), tonic, mode, bar_steps)
+    deg = token_degrees(tokens, tonic)
+    is_note = np.asarray(tokens) >= NOTE_BASE
+    # Last note before t: forward-fill the note-on degrees, shifted by one step.
+    idx = np.where(is_note, np.arange(n), -1)
+    idx = np.maximum.accumulate(idx) if n else idx
+    last = np.full(n, 12, np.int64)
+    if n > 1:
+        prev_idx = idx[:-1]
+        last[1:] = np.where(prev_idx >= 0, deg[np.maximum(prev_idx, 0)], 12)
+    c[np.arange(n), o + last] = 1.0
+    o += 13
+    for bars in LOOKBACK_BARS:
+        lag = bars * bar_steps
+        back = np.full(n, DEG_NONE, np.int64)
+        if lag < n:
+            back[lag:] = deg[: n - lag]
+        c[np.arange(n), o + back] = 1.0
+        o += 15
     return c
+
+
+def condition_step(history, position: int, tonic: int, mode: int, bar_steps: int) -> np.ndarray:
+    """The conditioning row of one step, given the tokens before it (oldest first; None where
+    unknown). Equal to ``condition(...)[t]`` for ``history = tokens[:t]``."""
+    c = np.zeros((1, COND_DIM), np.float32)
+    o = _static(c, np.array([position]), tonic, mode, bar_steps)
+    last = 12
+    for tok in reversed(history):
+        if tok is None:
+            break
+        if tok >= NOTE_BASE:
+            last = (tok - NOTE_BASE + MIN_PITCH - tonic) % 12
+            break
+    c[0, o + last] = 1.0
+    o += 13
+    for bars in LOOKBACK_BARS:
+        lag = bars * bar_steps
+        tok = history[-lag] if lag <= len(history) else None
+        if tok is None:
+            d = DEG_NONE
+        elif tok >= NOTE_BASE:
+            d = (tok - NOTE_BASE + MIN_PITCH - tonic) % 12
+        else:
+            d = DEG_REST if tok == REST else DEG_HOLD
+        c[0, o + d] = 1.0
+        o += 15
+    return c[0]
 
 
 @dataclass
@@ -106,7 +173,7 @@ class Melody:
                       self.bar_steps, self.source, self.meta)
 
     def conditioning(self) -> np.ndarray:
-        return condition(self.positions.astype(np.int64), self.tonic, self.mode, self.bar_steps)
+        return condition(self.tokens, self.positions.astype(np.int64), self.tonic, self.mode, self.bar_steps)
 
     def inputs(self) -> np.ndarray:
         """The token each step sees as "previous": START, then the tune shifted by one."""

@@ -40,7 +40,7 @@ from livegen.music.encoding import (
     START,
     STEPS_PER_BEAT,
     VOCAB,
-    condition,
+    condition_step,
     fold_into_range,
     mode_index,
     pitch_token,
@@ -237,8 +237,7 @@ class Improviser:
                 # The answer is over: a rest ends its last note, then silence.
                 self._store(k, np.full(self.voices, REST if k == self._answer_end else HOLD, np.int64), None)
                 continue
-            cond = np.repeat(condition(np.array([k % spb]), key.tonic, mode_index(key.scale), spb), self.voices, 0)
-            logp, new_state = self.model.step(self._state, self._prev, cond)
+            logp, new_state = self.model.step(self._state, self._prev, self._cond(k, key, spb))
             phrase = k // plen
             if phrase not in self._phrase_repeat:
                 self._phrase_repeat[phrase] = ctx.rng.random() < repeat
@@ -250,6 +249,15 @@ class Improviser:
             if tok is None:
                 tok = np.array([self._sample(logp[v], v, k, st, key, ctx) for v in range(self.voices)], np.int64)
             self._store(k, tok, new_state)
+
+    def _cond(self, k: int, key: Key, spb: int) -> np.ndarray:
+        """Conditioning of step k for each voice, from the tokens before it (as in training)."""
+        window = range(k - 2 * spb - MAX_HOLD, k)
+        rows = []
+        for v in range(self.voices):
+            hist = [None if (t := self._tokens.get(s)) is None else int(t[v]) for s in window]
+            rows.append(condition_step(hist, k % spb, key.tonic, mode_index(key.scale), spb))
+        return np.stack(rows)
 
     def _store(self, k: int, tok: np.ndarray, new_state) -> None:
         self._states[k] = self._state
@@ -428,16 +436,16 @@ class Improviser:
                     e = s + max(1, round(n.duration * STEPS_PER_BEAT))
                     if e < len(toks) and toks[e] == HOLD:
                         toks[e] = REST
+        for d in (self._tokens, self._states, self._prevs, self._helds):
+            d.clear()
+        self._phrase_repeat.clear()
         state = self.model.start(self.voices)
         prev = np.full(self.voices, START, np.int64)
         for i, t in enumerate(toks):
             k = s0 + i
-            cond = np.repeat(condition(np.array([k % spb]), key.tonic, mode_index(key.scale), spb), self.voices, 0)
-            _, state = self.model.step(state, prev, cond)
+            _, state = self.model.step(state, prev, self._cond(k, key, spb))
             prev = np.full(self.voices, t, np.int64)
-        for d in (self._tokens, self._states, self._prevs, self._helds):
-            d.clear()
-        self._phrase_repeat.clear()
+            self._tokens[k] = prev  # the call is the history the answer looks back on
         self._state, self._prev = state, prev
         self._held = np.where(prev == HOLD, 1, 0)
         self._frontier = self._emitted = self._committed = start

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from livegen.music.encoding import COND_DIM, INPUT_VOCAB, VOCAB
+from livegen.music.encoding import COND_DIM, INPUT_VOCAB, MAX_BAR_STEPS, MIN_PITCH, NOTE_BASE, VOCAB
 
 FORMAT = "livegen-melody-rnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lookback conditioning and the degree head
 
 
 class MelodyModelError(ValueError):
@@ -42,6 +42,11 @@ class MelodyRNNConfig:
 
 
 class MelodyRNN(nn.Module):
+    """LSTM over (previous token, conditioning); two output heads added together: one over the
+    absolute tokens, one over the 12 scale degrees, routed to the note-ons by the key's tonic.
+    The degree head is what a melody means in any key; the token head adds register and
+    rhythm. Transposition augmentation alone would have to learn the degrees twelve times."""
+
     def __init__(self, config: MelodyRNNConfig = MelodyRNNConfig()) -> None:
         super().__init__()
         self.config = config
@@ -50,13 +55,25 @@ class MelodyRNN(nn.Module):
                             dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab)
+        self.degree = nn.Linear(config.hidden, 12)
+        pcs = (torch.arange(config.vocab - NOTE_BASE) + MIN_PITCH) % 12  # pitch class of each note-on token
+        self.register_buffer("note_pc", pcs, persistent=False)
+        self.register_buffer("pc", torch.arange(12), persistent=False)
+
+    def logits(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Output logits from LSTM outputs h (..., hidden) and the step's conditioning."""
+        out = self.head(h)
+        tonic = cond[..., MAX_BAR_STEPS:MAX_BAR_STEPS + 12].argmax(-1, keepdim=True)
+        deg = self.degree(h).gather(-1, (self.pc - tonic) % 12)  # degree logits per absolute pitch class
+        notes = out[..., NOTE_BASE:] + deg[..., self.note_pc]
+        return torch.cat([out[..., :NOTE_BASE], notes], dim=-1)
 
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor,
                 state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """tokens (B, T) previous tokens, cond (B, T, COND_DIM) -> logits (B, T, VOCAB), state."""
         x = torch.cat([self.embed(tokens), cond], dim=-1)
         y, state = self.lstm(x, state)
-        return self.head(self.drop(y)), state
+        return self.logits(self.drop(y), cond), state
 
 
 class MelodyStepper:
@@ -95,7 +112,7 @@ class MelodyStepper:
             h, cc = cell(x, (h, cc))
             new.append((h, cc))
             x = h
-        logp = torch.log_softmax(self.model.head(x), dim=-1)
+        logp = torch.log_softmax(self.model.logits(x, c), dim=-1)
         return logp.double().cpu().numpy(), tuple(new)
 
     @torch.inference_mode()
