@@ -179,13 +179,14 @@ def test_torchrun_two_processes_gloo(tiny_corpus, tmp_path):
 
 
 # ------------------------------------------------------------------------- the streaming API
-def test_stepper_matches_the_full_sequence_model():
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_stepper_matches_the_full_sequence_model(backend):
     torch.manual_seed(1)
     model = MelodyRNN(MelodyRNNConfig(hidden=48, layers=2, embed=16)).eval()
     m = Melody("t", "c", encode_events([(0, 4, 60), (4, 2, 62), (8, 4, 64), (20, 4, 67), (36, 8, 65)], 48),
                (np.arange(48) % 16).astype(np.uint8), 7, 1, 16)
     want = token_log_probs(model, m.tokens, m.inputs(), m.conditioning())
-    st = MelodyStepper(model, "cpu")
+    st = MelodyStepper(model, "cpu", backend=backend)
     s = st.start(1)
     prev = np.array([START])
     got = []
@@ -261,3 +262,61 @@ def test_eval_cli_bad_model_is_one_line(tmp_path):
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "bad.pt" in lines[0], r.stderr
+
+
+# ------------------------------------------------------------------------- the shipped model
+def test_shipped_model_loads_small_and_plays_the_default_patch():
+    from livegen.music.generator import GeneratorContext, create_generator
+    from livegen.music.improviser import DEFAULT_NGRAM, DEFAULT_RNN, MODELS_DIR
+    from livegen.patch.loader import load_patch
+
+    assert DEFAULT_RNN.stat().st_size < 4_000_000 and DEFAULT_NGRAM.stat().st_size < 4_000_000
+    model, card = load_model(DEFAULT_RNN)  # weights_only=True inside
+    assert card["test"]["all"]["ratio"] <= 0.85  # the figure the model card reports
+    assert "bits/note" in (MODELS_DIR / "MODEL_CARD.md").read_text()
+    patch = load_patch(ROOT / "patches" / "default.toml")
+    g = patch.generator("rnn")
+    gen = create_generator(g.kind, g.name, seed=g.seed, **dict(g.options))
+    assert gen.error is None
+    params = {s.name: s.default for s in gen.param_specs()}
+    params.update(g.params)
+    rng = __import__("random").Random(0)
+    notes = []
+    for w in range(64):
+        notes += gen.generate(GeneratorContext(w / 4, w / 4 + 0.25, patch.key.key, 4, 112, params, (), rng, ()))
+    assert len(notes) >= 8
+    assert all(patch.key.key.contains(n.pitch) and params["low"] <= n.pitch <= params["high"] for n in notes)
+
+
+ABC_TUNES = """X:1
+T:Test reel
+M:4/4
+L:1/8
+K:Ador
+|:EAAB c2BA|G2BG DGBG|EAAB c2Bc|dBAG E2D2:|
+
+X:2
+T:Test air
+M:3/4
+L:1/4
+K:G
+D|G2A|B2c|d2B|G3|
+"""
+
+
+def test_abc_and_musicxml_files_load(tmp_path):
+    pytest.importorskip("music21", reason="music21 (the train extra) reads ABC and MusicXML")
+    from music21 import converter
+
+    (tmp_path / "tunes.abc").write_text(ABC_TUNES)
+    ms, rep = corpus.load_paths([tmp_path / "tunes.abc"], workers=1)
+    assert [m.name for m in ms] == ["tunes/tunes.abc#0", "tunes/tunes.abc#1"]
+    reel, air = ms
+    assert (reel.tonic, reel.mode, reel.bar_steps) == (9, 1, 16)  # A dorian -> A, minor third
+    assert air.bar_steps == 12 and air.positions[0] == 8  # a one-beat pickup into 3/4
+    assert (air.tonic, air.mode) == (7, 0)
+    assert [p for _, _, p in decode_tokens(reel.tokens)][:4] == [64, 69, 69, 71]
+    score = converter.parse(str(tmp_path / "tunes.abc"))
+    score.scores[1].write("musicxml", fp=str(tmp_path / "air.musicxml"))
+    ms2, _ = corpus.load_paths([tmp_path / "air.musicxml"], workers=1)
+    assert len(ms2) == 1 and np.array_equal(ms2[0].tokens, air.tokens)

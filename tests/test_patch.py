@@ -629,3 +629,15 @@ def test_toml_like_junk_only_raises_patch_error(text: str) -> None:
 @given(st.lists(st.sampled_from(LINES), max_size=40).map("\n".join))
 def test_shuffled_patch_lines_only_raise_patch_error(text: str) -> None:
     _parse_only_patch_errors(text)
+
+
+def test_example_patches_and_calls_load() -> None:
+    """docs/examples renders from these: they must stay valid as the patch format evolves."""
+    from livegen.control.script import load_script
+
+    examples = PATCHES.parent / "docs" / "examples"
+    assert load_patch(examples / "duet.toml").generator("rnn").options["voices"] == 2
+    calls = load_script(examples / "call-and-response.events")
+    assert len(calls) >= 16 and all(e.kind == "midi" for e in calls)
+    cr = load_patch(PATCHES / "call-and-response.toml")
+    assert cr.generator("rnn").kind == "melody_rnn" and cr.generator("rnn").params["mode"] == 1

@@ -6,6 +6,9 @@ engine's look-ahead. Measures, on one torch thread (as in the live rig):
 * the model step alone (``MelodyStepper.step``, batch 1): median, p99, max;
 * the whole improviser step (model + constrained nucleus sampling + bookkeeping);
 * tokens per second for a batch of 16 voices.
+
+On the CPU the step runs in numpy: run it as ``OPENBLAS_NUM_THREADS=1 livegen bench melody``
+for a strictly one-thread figure (OpenBLAS uses one thread for these sizes anyway).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def run(model_path=None, steps: int = 5000, batch: int = 16) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    torch.set_flush_denormal(True)  # as the live generator does
     from livegen.music.encoding import COND_DIM, HOLD, START, condition
     from livegen.music.generator import GeneratorContext
     from livegen.music.improviser import DEFAULT_RNN, MelodyRNNGenerator
@@ -53,10 +57,8 @@ def run(model_path=None, steps: int = 5000, batch: int = 16) -> dict:
 
     model_steps(1, 200)  # warm up
     single = model_steps(1, steps)
-    t0 = time.perf_counter()
-    n_batch = max(200, steps // 10)
-    model_steps(batch, n_batch)
-    tok_s = batch * n_batch / (time.perf_counter() - t0)
+    batched = model_steps(batch, max(200, steps // 10))
+    tok_s = batch / (float(np.mean(batched)) / 1e3)  # model time only, as for batch 1
 
     gen = MelodyRNNGenerator("bench", model=str(path))
     params = {s.name: s.default for s in gen.param_specs()}
@@ -73,8 +75,9 @@ def run(model_path=None, steps: int = 5000, batch: int = 16) -> dict:
         "threads": torch.get_num_threads(), "torch": torch.__version__, "cpus": os.cpu_count(),
         "model_step_batch1": _stats(single),
         "improviser_window": _stats(windows[16:]),
-        "tokens_per_s_batch": {"batch": batch, "tokens_per_s": tok_s},
+        "tokens_per_s_batch": {"batch": batch, "tokens_per_s": tok_s, "step": _stats(batched)},
         "cond_dim": COND_DIM,
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
     }
 
 
@@ -82,7 +85,8 @@ def format_report(r: dict) -> str:
     m, w = r["model_step_batch1"], r["improviser_window"]
     return "\n".join([
         f"livegen bench melody — {r['model']} ({r['layers']}x{r['hidden']} LSTM, {r['parameters']:,} params, "
-        f"{r['file_bytes'] / 1e6:.2f} MB), {r['threads']} thread, torch {r['torch']}, {r['cpus']} cores",
+        f"{r['file_bytes'] / 1e6:.2f} MB), {r['threads']} torch thread, OPENBLAS_NUM_THREADS={r['openblas_threads']}, "
+        f"torch {r['torch']}, {r['cpus']} cores",
         f"model step, batch 1:        median {m['median_ms']:.3f} ms, p99 {m['p99_ms']:.3f} ms, max {m['max_ms']:.3f} ms (n={m['n']})",
         f"improviser 16th (1 voice):  median {w['median_ms']:.3f} ms, p99 {w['p99_ms']:.3f} ms, max {w['max_ms']:.3f} ms",
         f"batch of {r['tokens_per_s_batch']['batch']}: {r['tokens_per_s_batch']['tokens_per_s']:,.0f} tokens/s",
