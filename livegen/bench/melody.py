@@ -31,7 +31,6 @@ def run(model_path=None, steps: int = 5000, batch: int = 16) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    torch.set_flush_denormal(True)  # as the live generator does
     from livegen.music.encoding import COND_DIM, HOLD, START, condition
     from livegen.music.generator import GeneratorContext
     from livegen.music.improviser import DEFAULT_RNN, MelodyRNNGenerator

@@ -475,8 +475,6 @@ class MelodyRNNGenerator(Improviser):
             # One thread: a step is a few small matrix products, and the live rig runs other
             # torch work (the style net) beside it; more threads only add jitter.
             torch.set_num_threads(1)
-        # Hidden states decay toward tiny values; denormal arithmetic would slow steps by ~10%.
-        torch.set_flush_denormal(True)
         self.model = MelodyStepper(net, device or None)
         self.card = card
 
