@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 out=$(mktemp -d)
 render() {  # name patch seconds seed [events]
   local name=$1 patch=$2 seconds=$3 seed=$4 events=${5:-}
-  livegen render "$patch" --seconds "$seconds" --seed "$seed" --no-visuals --out "$out/$name" ${events:+--events "$events"}
+  "${PYTHON:-python3}" -m livegen render "$patch" --seconds "$seconds" --seed "$seed" --no-visuals --out "$out/$name" ${events:+--events "$events"}
   cp "$out/$name/performance.mid" "docs/examples/$name.mid"
   cp "$out/$name/performance.wav" "docs/examples/$name.wav"
 }

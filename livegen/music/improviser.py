@@ -436,6 +436,14 @@ class Improviser:
                     e = s + max(1, round(n.duration * STEPS_PER_BEAT))
                     if e < len(toks) and toks[e] == HOLD:
                         toks[e] = REST
+        # The silence waited through is not part of the phrase: move the call later by whole
+        # bars (bar positions unchanged) so it ends less than a bar before the answer.
+        sounding = np.nonzero(toks != HOLD)[0]
+        call_end = int(sounding[-1]) + 1 if len(sounding) else 1
+        shift = max(0, (len(toks) - call_end) // spb) * spb
+        if shift:
+            toks = toks[: len(toks) - shift]
+            s0 += shift
         for d in (self._tokens, self._states, self._prevs, self._helds):
             d.clear()
         self._phrase_repeat.clear()
