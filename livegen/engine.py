@@ -249,6 +249,13 @@ class Engine:
         self._inline = False
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livegen-generate")
+        for slot in self.slots.values():  # first-call costs are paid now, not by the first notes
+            warm = getattr(slot.generator, "warm_up", None)
+            if warm is not None:
+                try:
+                    self._executor.submit(warm).result(timeout=30)
+                except Exception:  # noqa: BLE001 - a generator that cannot warm up still gets its chance live
+                    log.debug("warm-up of %s failed", slot.name, exc_info=True)
 
     def stop_generator_thread(self) -> None:
         if self._executor is not None:

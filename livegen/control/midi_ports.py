@@ -115,6 +115,12 @@ def _drop_lister(kind: str) -> None:
                 pass
 
 
+def close_listers() -> None:
+    """Close the cached port-listing clients (before the JACK server they talk to goes away)."""
+    _drop_lister("in")
+    _drop_lister("out")
+
+
 def _rt_names(kind: str) -> list[str]:
     with _lock:
         try:

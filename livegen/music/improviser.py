@@ -113,6 +113,18 @@ class Improviser:
         self.error: str | None = None
         self.reset()
 
+    def warm_up(self) -> None:
+        """A few model steps, so the first window on stage does not pay for first-call set-up
+        (BLAS buffers, page faults on the weights). The engine calls it on its generator thread."""
+        if self.model is None:
+            return
+        from livegen.music.encoding import COND_DIM
+
+        state = self.model.start(self.voices)
+        for _ in range(3):
+            _, state = self.model.step(state, np.full(self.voices, START, np.int64),
+                                       np.zeros((self.voices, COND_DIM), np.float32))
+
     # -- the interface ---------------------------------------------------------------
     def param_specs(self) -> list[ParamSpec]:
         return [
