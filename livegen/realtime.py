@@ -21,7 +21,7 @@ log = logging.getLogger("livegen")
 
 JACK_CLIENT = 8  # the audio callback and MIDI ports' JACK threads, when JACK did not set one
 RENDER = 6  # the synth's render-ahead thread
-TIMING_DISPATCH = 4  # the timing server's dispatch thread (MIDI/OSC out)
+TIMING_DISPATCH = 7  # the timing server's dispatch thread (MIDI/OSC out): above the render thread, whose 16 ms render-ahead absorbs a 2 ms spin
 DISPATCH = 3  # the main process's dispatch thread
 
 
