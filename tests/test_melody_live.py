@@ -133,8 +133,9 @@ async def play_call(send_note, pitches: list[int]) -> None:
         await asyncio.sleep(EIGHTH * 0.2)
 
 
-def heard_call(engine, pitches: list[int]) -> tuple[float, float]:
-    """The call as the engine took it in: (first onset, last release) in beats."""
+async def heard_call(engine, pitches: list[int]) -> tuple[float, float]:
+    """Once every note of the call is released in the engine: (first onset, last release) in beats."""
+    assert await until(lambda: sum(n.duration is not None for n in engine.recent) >= len(pitches))
     call = [n for n in engine.recent if n.pitch in pitches]
     assert sorted(n.pitch for n in call) == sorted(pitches), engine.recent
     assert all(n.duration is not None for n in call)
@@ -163,8 +164,7 @@ async def osc_call_and_response(kind: str, model: Path) -> None:
         client = SimpleUDPClient(HOST, rig.osc.port)
         await until_beat(engine, BPB)  # a bar of the engine running on its own: mode 1 waits for a call
         await play_call(lambda p, v: client.send_message("/livegen/note", [p, v]), E_MAJOR_CALL)
-        assert await until(lambda: sum(n.duration is not None for n in engine.recent) >= len(E_MAJOR_CALL))
-        start, end = heard_call(engine, E_MAJOR_CALL)
+        start, end = await heard_call(engine, E_MAJOR_CALL)
         # The answer starts on the first beat at least ``wait`` bars after the call ended and
         # lasts ``answer`` bars; listen a bar beyond that to hear that it stops.
         latest_end = end + wait * BPB + 1.0 + answer * BPB
@@ -203,8 +203,7 @@ def test_osc_answer_trigger_answers_before_the_wait(rnn_file):
             await until_beat(engine, BPB)
             await play_call(lambda p, v: client.send_message("/livegen/note", [p, v]), E_MAJOR_CALL)
             client.send_message("/livegen/trigger", "answer")
-            assert await until(lambda: sum(n.duration is not None for n in engine.recent) >= len(E_MAJOR_CALL))
-            _, end = heard_call(engine, E_MAJOR_CALL)
+            _, end = await heard_call(engine, E_MAJOR_CALL)
             # The whole answer fits well inside the four bars the wait alone would take.
             await until_beat(engine, end + (answer + 1) * BPB + 1.0)
             played = onsets(engine, rec.generated())
@@ -253,8 +252,7 @@ max = 2.0
 
             await play_call(send_note, BB_MAJOR_CALL)
             keys.send(jack_midi.Message("control_change", control=20, value=127))  # the answer pad
-            assert await until(lambda: sum(n.duration is not None for n in engine.recent) >= len(BB_MAJOR_CALL))
-            _, end = heard_call(engine, BB_MAJOR_CALL)
+            _, end = await heard_call(engine, BB_MAJOR_CALL)
             await until_beat(engine, end + (answer + 1) * BPB + 1.0)
             played = onsets(engine, rec.generated())
         finally:

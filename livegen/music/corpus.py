@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
@@ -455,8 +455,3 @@ def by_split(melodies: list[Melody]) -> dict[str, list[Melody]]:
         out[split_of(m.name)].append(m)
     return out
 
-
-def iter_chunks(m: Melody, length: int) -> Iterator[tuple[int, int]]:
-    """(start, end) step ranges of at most ``length`` covering a tune."""
-    for a in range(0, len(m.tokens), length):
-        yield a, min(len(m.tokens), a + length)

@@ -11,7 +11,7 @@ conditioning the model reads beside the previous token: the position in the bar,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -144,7 +144,6 @@ class Melody:
     mode: int  # index into MODES
     bar_steps: int
     source: str = ""
-    meta: dict = field(default_factory=dict)
 
     @property
     def notes(self) -> int:
@@ -170,7 +169,7 @@ class Melody:
         t = self.tokens.astype(np.int16)
         t = np.where(t >= NOTE_BASE, t + semitones, t).astype(np.uint8)
         return Melody(self.name, self.collection, t, self.positions, (self.tonic + semitones) % 12, self.mode,
-                      self.bar_steps, self.source, self.meta)
+                      self.bar_steps, self.source)
 
     def conditioning(self) -> np.ndarray:
         return condition(self.tokens, self.positions.astype(np.int64), self.tonic, self.mode, self.bar_steps)

@@ -28,7 +28,7 @@ def evaluate_paths(model_path: Path, ngram_path: Path | None, paths: list[Path],
     from livegen.music.train_melody import evaluate
 
     try:
-        model, card = load_model(model_path, device or "cpu")
+        model, _ = load_model(model_path, device or "cpu")
     except MelodyModelError as exc:
         raise EvalError(str(exc)) from None
     baseline = None
@@ -53,9 +53,7 @@ def evaluate_paths(model_path: Path, ngram_path: Path | None, paths: list[Path],
     out: dict = {"model": str(model_path), "ngram": str(ngram_path) if baseline else None,
                  "split": split, "groups": {}, "skipped": dict(report.skipped),
                  "skipped_examples": dict(report.examples)}
-    import torch
-
-    dev = next(model.parameters()).device if isinstance(model, torch.nn.Module) else None
+    dev = next(model.parameters()).device
     for name, ms in sorted(groups.items()) + ([("all", melodies)] if len(groups) > 1 else []):
         r = evaluate(model, ms, dev)
         g = {"tunes": r["tunes"], "notes": r["notes"], "steps": r["steps"],

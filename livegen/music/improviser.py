@@ -160,6 +160,7 @@ class Improviser:
         self._committed = 0  # steps before this are sounding or spoken for
         self._note_end = np.full(self.voices, -1, np.int64)  # step where each voice's last emitted note ends
         self._settings: Settings | None = None
+        self._masks: dict[tuple[int, Settings], np.ndarray] = {}
         self._phrase_repeat: dict[int, bool] = {}
         self._seen: set[tuple[float, int]] | None = None  # performer notes already taken in
         self._call: list[PlayedNote] = []
@@ -289,28 +290,19 @@ class Improviser:
     def _allowed(self, tok: int, v: int, k: int, st: Settings, key: Key) -> bool:
         if tok == HOLD:
             return self._held[v] < MAX_HOLD and k != self._note_end[v]
-        if tok == REST:
-            return True
-        pitch = int(_PITCHES[tok])
-        low, high = self._register(v, st)
-        return low <= pitch <= high and (not st.key_lock or key.contains(pitch))
+        return bool(self._mask(v, st, key)[tok])
 
     def _register(self, v: int, st: Settings) -> tuple[int, int]:
-        off = st.offset if v > 0 else 0
-        lo = max(MIN_PITCH, st.low + off * v if v else st.low)
-        hi = min(MAX_PITCH, st.high + off * v if v else st.high)
+        """Voice 0 plays low..high; counter-melody voice v sits v x counter_offset away."""
+        lo = max(MIN_PITCH, st.low + st.offset * v)
+        hi = min(MAX_PITCH, st.high + st.offset * v)
         return lo, max(lo, hi)
 
     def _sample(self, logp: np.ndarray, v: int, k: int, st: Settings, key: Key, ctx: GeneratorContext) -> int:
         """Constrained nucleus sampling of one token for voice v."""
         logits = np.array(logp, np.float64)
         notes = slice(NOTE_BASE, VOCAB)
-        low, high = self._register(v, st)
-        ok = (_PITCHES >= low) & (_PITCHES <= high)
-        if st.key_lock:
-            pcs = np.array(sorted(key.pitch_classes))
-            ok &= np.isin(_PITCHES % 12, pcs)
-        ok[:NOTE_BASE] = True
+        ok = self._mask(v, st, key).copy()
         if self._held[v] >= MAX_HOLD or k == self._note_end[v]:
             ok[HOLD] = False  # a note already sent ends here: the plan must end it too
         logits[~ok] = -np.inf
@@ -337,6 +329,21 @@ class Improviser:
         while probs[idx] == 0.0:  # float edge: step back to a token that can occur
             idx -= 1
         return idx
+
+    def _mask(self, v: int, st: Settings, key: Key) -> np.ndarray:
+        """Tokens voice v may play under these settings: register and key (cached: it only
+        changes when the settings do, and it is needed every step)."""
+        cached = self._masks.get((v, st))
+        if cached is None:
+            low, high = self._register(v, st)
+            cached = (_PITCHES >= low) & (_PITCHES <= high)
+            if st.key_lock:
+                cached &= np.isin(_PITCHES % 12, sorted(key.pitch_classes))
+            cached[:NOTE_BASE] = True
+            if len(self._masks) > 64:
+                self._masks.clear()
+            self._masks[(v, st)] = cached
+        return cached
 
     def _recent_pitches(self, v: int, n: int = 8) -> dict[int, int]:
         out: dict[int, int] = {}
@@ -486,7 +493,7 @@ class MelodyRNNGenerator(Improviser):
 
         path = Path(model) if model else DEFAULT_RNN
         try:
-            net, card = load_model(path, device=None)
+            net, _ = load_model(path, device=None)
         except MelodyModelError as exc:
             self.error = str(exc)
             log.error("generator %s: %s; it stays silent", name, exc)
@@ -496,7 +503,6 @@ class MelodyRNNGenerator(Improviser):
             # torch work (the style net) beside it; more threads only add jitter.
             torch.set_num_threads(1)
         self.model = MelodyStepper(net, device or None)
-        self.card = card
 
 
 @register("ngram")
