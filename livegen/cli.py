@@ -73,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     mbench.add_argument("--batch", type=int, default=16)
     mbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
 
+    sbench = bsub.add_parser("style", help="style network frame rate vs Johnson's TransformerNet; fast vs fp32 parity")
+    sbench.add_argument("--model", type=Path, help="style model (default: the shipped one)")
+    sbench.add_argument("--sizes", default="320x240,640x360", help="frame sizes, comma-separated WxH")
+    sbench.add_argument("--threads", default="1,2", help="torch thread counts, comma-separated")
+    sbench.add_argument("--frames", type=int, default=30, help="timed frames per row")
+    sbench.add_argument("--compile", action="store_true", help="also time the torch.compile'd network")
+    sbench.add_argument("--bf16", action="store_true", help="also time bf16 autocast (slower on most CPUs)")
+    sbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    qbench = bsub.add_parser("style-quality", help="style/content loss of the fast network vs Gatys optimisation, "
+                                                   "and flicker on moving scenes")
+    qbench.add_argument("--model", type=Path, help="style model (default: the shipped one)")
+    qbench.add_argument("--baseline", type=Path, help="a model of the same network trained without the temporal term")
+    qbench.add_argument("--steps", type=int, default=150, help="Gatys L-BFGS iterations per image")
+    qbench.add_argument("--styles", help="styles to compare (comma-separated; default: all)")
+    qbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
+
     train = sub.add_parser("train", help="train models")
     tsub = train.add_subparsers(dest="train", required=True)
     tm = tsub.add_parser("melody", help="train the melody RNN (and its n-gram baseline); torchrun-ready")
@@ -98,6 +114,46 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--ngram-order", type=int, help="n-gram order (default: chosen on the valid split)")
     tm.add_argument("--workers", type=int, help="processes for parsing the corpus")
     tm.add_argument("--limit-tunes", type=int, help="use only the first N tunes (quick runs)")
+
+    ts = tsub.add_parser("style", help="train the multi-style network (conditional instance norm)")
+    ts.add_argument("--styles", type=Path, nargs="+", required=True, help="style images (paintings)")
+    ts.add_argument("--names", help="style names, comma-separated (default: the file names)")
+    ts.add_argument("--out", type=Path, default=Path("style-model"), help="output folder")
+    ts.add_argument("--content", type=Path, action="append", default=[],
+                    help="a folder or file of extra content images (repeatable)")
+    ts.add_argument("--steps", type=int, default=4000)
+    ts.add_argument("--batch", type=int, default=4)
+    ts.add_argument("--size", type=int, default=128, help="training crop side in pixels")
+    ts.add_argument("--style-size", type=int, default=256, help="shorter side of the paintings for their statistics")
+    ts.add_argument("--lr", type=float, default=5e-3)
+    ts.add_argument("--content-weight", type=float, default=3.0)
+    ts.add_argument("--style-weight", type=float, default=4.0)
+    ts.add_argument("--tv-weight", type=float, default=0.02)
+    ts.add_argument("--temporal-weight", type=float, default=30.0, help="0 trains without the temporal term")
+    ts.add_argument("--loss-net", default="random",
+                    help="random (default, no download), vgg16 (torchvision's ImageNet weights) or a VGG16 .pth")
+    ts.add_argument("--loss-seed", type=int, default=0, help="seed of the random loss network")
+    ts.add_argument("--preview-every", type=int, default=250)
+    ts.add_argument("--checkpoint-every", type=int, default=250)
+    ts.add_argument("--max-minutes", type=float)
+    ts.add_argument("--threads", type=int)
+    ts.add_argument("--seed", type=int, default=0)
+    ts.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    ts.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+
+    st = sub.add_parser("stylize", help="stylise an image, a folder of frames or a video (or --optimize a still)")
+    st.add_argument("src", type=Path, metavar="IN")
+    st.add_argument("dst", type=Path, metavar="OUT")
+    st.add_argument("--model", type=Path, help="style model (default: the shipped one)")
+    st.add_argument("--style", default="", help="NAME[=w,NAME=w...]: styles and their weights")
+    st.add_argument("--intensity", type=float, default=1.0, help="mix over the source, 0..1")
+    st.add_argument("--colour", type=float, default=0.0, help="colour preservation, 0..1")
+    st.add_argument("--width", type=int, help="resize the input to this width first")
+    st.add_argument("--optimize", action="store_true", help="Gatys optimisation of a still (slow, best quality)")
+    st.add_argument("--steps", type=int, default=200, help="--optimize: L-BFGS iterations")
+    st.add_argument("--style-image", action="append", default=[], help="--optimize: PATH[=w] of a painting")
+    st.add_argument("--loss-net", default="random", help="--optimize: random, vgg16 or a VGG16 .pth")
+    st.add_argument("--device", help="cpu, cuda or cuda:N")
 
     ev = sub.add_parser("eval", help="evaluate models")
     esub = ev.add_subparsers(dest="eval", required=True)
@@ -135,8 +191,20 @@ def main(argv: list[str] | None = None) -> int:
             from livegen.bench.melody import main as bench_melody
 
             return bench_melody(args)
+        if args.command == "bench" and args.bench == "style":
+            from livegen.bench.style import main as bench_style
+
+            return bench_style(args)
+        if args.command == "bench" and args.bench == "style-quality":
+            from livegen.bench.style_quality import main as bench_style_quality
+
+            return bench_style_quality(args)
         if args.command == "train" and args.train == "melody":
             return _train_melody(args)
+        if args.command == "train" and args.train == "style":
+            return _train_style(args)
+        if args.command == "stylize":
+            return _stylize(args)
         if args.command == "eval" and args.eval == "melody":
             from livegen.music.eval_melody import main as eval_melody
 
@@ -174,6 +242,55 @@ def _train_melody(args) -> int:
                   f"(ratio {r['ratio']:.3f}); wrote {args.out}/melody.pt and {args.out}/MODEL_CARD.md")
         else:
             print(f"wrote {args.out}/melody.pt and {args.out}/MODEL_CARD.md (no test tunes)")
+    return 0
+
+
+def _train_style(args) -> int:
+    from livegen.visuals.images import ImageError
+    from livegen.visuals.loss_net import LossNetError
+    from livegen.visuals.train_style import StyleTrainConfig, train
+
+    names = [n.strip() for n in args.names.split(",")] if args.names else []
+    cfg = StyleTrainConfig(styles=[str(p) for p in args.styles], out=str(args.out), names=names,
+                           content=[str(p) for p in args.content], size=args.size, style_size=args.style_size,
+                           batch=args.batch, steps=args.steps, lr=args.lr, content_weight=args.content_weight,
+                           style_weight=args.style_weight, tv_weight=args.tv_weight,
+                           temporal_weight=args.temporal_weight, loss_net=args.loss_net, loss_seed=args.loss_seed,
+                           preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
+                           max_minutes=args.max_minutes, threads=args.threads, seed=args.seed, device=args.device,
+                           resume=args.resume)
+    try:
+        summary = train(cfg, progress=sys.stderr.isatty())
+    except (ValueError, ImageError, LossNetError) as e:
+        raise _UserError(str(e)) from None
+    print(f"{summary['steps']} steps in {summary['trained_minutes']} min; wrote {args.out}/style.pt, "
+          f"{args.out}/preview.png, {args.out}/loss.png and {args.out}/MODEL_CARD.md")
+    return 0
+
+
+def _stylize(args) -> int:
+    from livegen.visuals.images import ImageError
+    from livegen.visuals.loss_net import LossNetError
+    from livegen.visuals.style_net import StyleModelError
+    from livegen.visuals.stylize import StylizeError, StylizeJob, parse_style_spec, run
+
+    try:
+        style = parse_style_spec(args.style) if args.style else {}
+        images = {}
+        for item in args.style_image:
+            path, _, w = item.partition("=")
+            images[path] = float(w) if w else 1.0
+        if not args.optimize and not style:
+            raise StylizeError("--style NAME[=w,...] is needed (livegen bench style lists the model's styles)")
+        job = StylizeJob(src=args.src, dst=args.dst, model=args.model, style=style, intensity=args.intensity,
+                         colour=args.colour, width=args.width, optimize=args.optimize, steps=args.steps,
+                         loss_net=args.loss_net, style_images=images, device=args.device)
+        summary = run(job)
+    except (StylizeError, StyleModelError, ImageError, LossNetError, ValueError) as e:
+        raise _UserError(str(e)) from None
+    extra = (f", style loss {summary['style_loss']:.4f}, content loss {summary['content_loss']:.4f}"
+             if "style_loss" in summary else "")
+    print(f"wrote {summary['out']} ({summary['frames']} frame(s) in {summary['seconds']:.1f} s{extra})")
     return 0
 
 

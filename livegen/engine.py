@@ -100,6 +100,7 @@ class Engine:
         self._inflight: deque[concurrent.futures.Future] = deque()
         self.quit_requested = False
         self.on_quit: Callable[[], None] | None = None
+        self.on_screenshot: Callable[[], None] | None = None
         self.midi_learn = MidiLearn()
         self.slots: dict[str, GeneratorSlot] = {}
         self._extra_specs = list(extra_specs)
@@ -390,6 +391,14 @@ class Engine:
         self.scheduler.panic(self.now())
         self._sounding_thru.clear()
         log.info("panic (%s)", source or "?")
+
+    def screenshot(self, source: str = "") -> bool:
+        """Save the window's next frame as a PNG; False when there is no window."""
+        if self.on_screenshot is None:
+            log.info("screenshot asked for (%s) but there is no window", source or "?")
+            return False
+        self.on_screenshot()
+        return True
 
     def quit(self, source: str = "") -> None:
         log.info("quit requested (%s)", source or "?")

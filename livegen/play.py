@@ -61,6 +61,10 @@ class LiveRig:
         self.window = None
         self.scene = None
         self.visuals_out = None
+        self.pipeline = None
+        self.screenshots: list[Path] = []
+        self._screenshot_requests: list[Path | None] = []
+        self._frame_times: list[float] = []
         self.osc = None
         self.midi_in = None
         self.follower = None
@@ -92,24 +96,61 @@ class LiveRig:
                 self._missing(f"{e}")
         self._open_timing_server()
         if (opts.window or opts.headless_visuals) and patch.visuals.enabled:
-            from livegen.visuals.output import VisualsOutput
-            from livegen.visuals.scenes import create_scene
-            from livegen.visuals.window import DisplayUnavailable, Window
-
-            v = patch.visuals
-            try:
-                if opts.window:
-                    fullscreen = v.fullscreen if opts.fullscreen is None else opts.fullscreen
-                    self.window = Window(v.width, v.height, scale=v.scale, title=f"livegen — {patch.name}",
-                                         fullscreen=fullscreen)
-                self.scene = create_scene(v.source, v.width, v.height, seed=opts.seed or 0)
-                specs += self.scene.param_specs()
-                self.visuals_out = VisualsOutput(self.scene)
-                self.outputs.append(self.visuals_out)
-            except DisplayUnavailable as e:
-                self._missing(f"{e}")
+            specs += self._open_visuals()
         self.outputs.extend(self.extra_outputs)
         return specs
+
+    def _open_visuals(self) -> list:
+        """Window, sources, style network and its worker; whatever fails is reported once."""
+        from livegen.visuals.output import VisualsOutput
+        from livegen.visuals.pipeline import VisualsPipeline
+        from livegen.visuals.sources import SourceError, SourceSwitch, create_source
+        from livegen.visuals.window import DisplayUnavailable, Window
+
+        v, opts = self.patch.visuals, self.options
+        try:
+            if opts.window:
+                fullscreen = v.fullscreen if opts.fullscreen is None else opts.fullscreen
+                self.window = Window(v.width, v.height, scale=v.scale, title=f"livegen — {self.patch.name}",
+                                     fullscreen=fullscreen, display=v.display)
+        except DisplayUnavailable as e:
+            self._missing(f"{e}")
+            if not opts.headless_visuals:
+                return []
+        sources = []
+        for kind in v.source_list():
+            try:
+                sources.append(create_source(kind, v.width, v.height, seed=opts.seed or 0, file=v.source_file))
+            except (SourceError, ValueError) as e:
+                self._missing(f"visuals source {kind!r} left out: {e}")
+        if not sources:
+            sources = [create_source("ripples", v.width, v.height, seed=opts.seed or 0)]
+        self.scene = sources[0] if len(sources) == 1 else SourceSwitch(sources)
+        self.visuals_out = VisualsOutput(self.scene)
+        self.outputs.append(self.visuals_out)
+        stylizer = worker = None
+        if v.style:
+            stylizer = self._open_stylizer()
+            if stylizer is not None:
+                from livegen.visuals.style_worker import StyleWorker
+
+                worker = StyleWorker(stylizer, threads=v.style_threads, warm_up=(v.height, v.width)).start()
+        self.pipeline = VisualsPipeline(self.visuals_out, stylizer, v.style_quantize, worker)
+        return [*self.scene.param_specs(), *self.pipeline.param_specs()]
+
+    def _open_stylizer(self):
+        from livegen.visuals.style_net import StyleModelError, load_style_net
+        from livegen.visuals.stylizer import DEFAULT_MODEL, Stylizer
+
+        v = self.patch.visuals
+        path = v.style_model or DEFAULT_MODEL
+        try:
+            stylizer = Stylizer(load_style_net(path), compile=v.style_compile)
+        except StyleModelError as e:
+            self._missing(f"{e} (the visuals run unstyled)")
+            return None
+        log.info("style network: %s (%s) on %s", path, ", ".join(stylizer.styles), stylizer.device)
+        return stylizer
 
     def _open_timing_server(self) -> None:
         """MIDI ports, OSC targets and scsynth run in the timing-server process."""
@@ -155,6 +196,8 @@ class LiveRig:
         engine = Engine(patch, self.dispatcher, seed=opts.seed, extra_specs=specs)
         self.engine = engine
         engine.on_quit = self._quit.set
+        if self.window is not None:
+            engine.on_screenshot = self.request_screenshot
         self.dispatcher.start()
         engine.start_generator_thread()
         for name, value in engine.store.targets().items():  # outputs learn the starting values
@@ -256,18 +299,22 @@ class LiveRig:
         loop = asyncio.get_running_loop()
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livegen-frames")
 
+        pipeline = self.pipeline
+
         def render(t: float, params: dict) -> object:
-            self.visuals_out.drain()
-            return self.scene.render(t, params)
+            return pipeline.frame(t, params)
 
         try:
             while True:
                 now = time.monotonic()
                 try:
-                    frame = await loop.run_in_executor(pool, render, now, engine.store.snapshot(now))
+                    params = engine.store.snapshot(now)
+                    frame = await loop.run_in_executor(pool, render, now, params)
+                    self._frame_times.append(now)
                     if self.window is not None:
-                        self.window.show(frame)
+                        self.window.show(frame, self._hud(engine) if self.window.hud_visible else None)
                         self._window_actions(engine)
+                        self._take_screenshots()
                     self.frames += 1
                 except Exception:
                     engine.problems.warn("frame", "drawing a frame failed; see the log")
@@ -285,6 +332,40 @@ class LiveRig:
                 engine.panic("key")
             elif action == "fullscreen":
                 self.window.toggle_fullscreen()
+            elif action == "hud":
+                self.window.toggle_hud()
+            elif action == "screenshot":
+                self.request_screenshot(None)
+
+    def request_screenshot(self, path: Path | None = None) -> None:
+        """Save the window's next frame as a PNG (``path`` or screenshots/livegen-<time>.png)."""
+        self._screenshot_requests.append(path)
+
+    def _take_screenshots(self) -> None:
+        while self._screenshot_requests:
+            path = self._screenshot_requests.pop(0)
+            if path is None:
+                stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
+                path = Path(self.patch.visuals.screenshot_dir or "screenshots") / f"livegen-{stamp}.png"
+            try:
+                self.screenshots.append(self.window.screenshot(path))
+                log.info("screenshot: %s", path)
+            except Exception as e:
+                log.warning("screenshot %s failed: %s", path, _one_line(e))
+
+    def _hud(self, engine: Engine) -> list[str]:
+        """fps, frame latency, tempo, bar:beat and the style weights, for the HUD."""
+        times = self._frame_times[-31:]
+        self._frame_times = times
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        out = self.visuals_out
+        lines = [f"{fps:4.1f} fps   frame latency {self.pipeline.last_latency * 1000:5.1f} ms",
+                 f"{engine.clock.bpm:.1f} BPM   bar {(out.bar or 0) + 1}:{out.beat_in_bar + 1}"]
+        settings = self.pipeline.last_settings
+        if settings is not None and self.pipeline.controls is not None:
+            ws = [f"{n} {w:.2f}" for n, w in zip(self.pipeline.controls.styles, settings.weights) if w > 0.005]
+            lines.append(f"style x{settings.intensity:.2f}: " + (", ".join(ws) if ws else "none"))
+        return lines
 
     async def wait(self) -> None:
         await self._quit.wait()
@@ -319,6 +400,8 @@ class LiveRig:
                 out.close()
             except Exception:
                 log.debug("closing %s failed", getattr(out, "name", out), exc_info=True)
+        if self.pipeline is not None:
+            self.pipeline.close()
         if self.window is not None:
             self.window.close()
 

@@ -190,16 +190,12 @@ def render(patch, seconds: float, seed: int, out_dir: Path, events: Sequence[Scr
     sched.add_output(audio_out)
     sched.add_output(recorder)
 
-    scene = writer = vis_out = None
+    writer = vis_out = pipeline = None
     if visuals and patch.visuals.enabled:
-        from livegen.visuals.output import VisualsOutput
-        from livegen.visuals.scenes import create_scene
         from livegen.visuals.video import FrameWriter
 
-        scene = create_scene(patch.visuals.source, patch.visuals.width, patch.visuals.height, seed=seed)
-        for s in scene.param_specs():
-            engine.store.declare(s)
-        vis_out = VisualsOutput(scene)
+        pipeline = open_render_visuals(patch, engine, seed)
+        vis_out = pipeline.output
         sched.add_output(vis_out)
         writer = FrameWriter(out_dir, patch.visuals.fps, (patch.visuals.width, patch.visuals.height),
                              force_png=force_png)
@@ -234,8 +230,7 @@ def render(patch, seconds: float, seed: int, out_dir: Path, events: Sequence[Scr
         sched.deliver_until(t1)
         audio[start:start + blocksize] = synth.render(blocksize)
         while writer is not None and next_frame < min(t1, seconds):
-            vis_out.drain()
-            writer.write(scene.render(next_frame, engine.store.snapshot(next_frame)))
+            writer.write(pipeline.frame(next_frame, engine.store.snapshot(next_frame)))
             frames += 1
             next_frame = frames * frame_period
         if bar is not None and b % 64 == 0:
@@ -247,8 +242,44 @@ def render(patch, seconds: float, seed: int, out_dir: Path, events: Sequence[Scr
     recorder.save(midi_path, seconds)
     write_wav(wav_path, audio, sr)
     vis_path = writer.close() if writer is not None else None
+    if pipeline is not None:
+        pipeline.close()
     return RenderResult(midi_path, wav_path, vis_path, engine.stats.notes_scheduled, seconds, frames,
                         float(np.max(np.abs(audio))) if len(audio) else 0.0)
+
+
+def open_render_visuals(patch, engine: Engine, seed: int):
+    """The live window's frame path, run inline: sources, then the style network if the
+    patch asks for it. A missing source or model is one warning and the render goes on."""
+    from livegen.visuals.output import VisualsOutput
+    from livegen.visuals.pipeline import VisualsPipeline
+    from livegen.visuals.sources import SourceError, SourceSwitch, create_source
+
+    v = patch.visuals
+    sources = []
+    for kind in v.source_list():
+        try:
+            sources.append(create_source(kind, v.width, v.height, seed=seed, file=v.source_file))
+        except (SourceError, ValueError) as e:
+            log.warning("visuals source %r left out: %s", kind, e)
+    if not sources:
+        sources = [create_source("ripples", v.width, v.height, seed=seed)]
+    scene = sources[0] if len(sources) == 1 else SourceSwitch(sources)
+    stylizer = None
+    if v.style:
+        from livegen.visuals.style_net import StyleModelError, load_style_net
+        from livegen.visuals.stylizer import DEFAULT_MODEL, Stylizer
+
+        try:
+            stylizer = Stylizer(load_style_net(v.style_model or DEFAULT_MODEL))
+        except StyleModelError as e:
+            log.warning("%s (rendering unstyled)", e)
+    pipeline = VisualsPipeline(VisualsOutput(scene), stylizer, v.style_quantize)
+    for spec in [*scene.param_specs(), *pipeline.param_specs()]:
+        engine.store.declare(spec)
+        if spec.name in patch.params:  # declared after the engine applied the patch
+            engine.store.set(spec.name, patch.params[spec.name], source="patch")
+    return pipeline
 
 
 def _progress(total: int, enabled: bool):

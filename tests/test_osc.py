@@ -91,6 +91,10 @@ class FakeSurface:
     def quit(self, source: str) -> None:
         self._rec("quit", source=source)
 
+    def screenshot(self, source: str) -> bool:
+        self._rec("screenshot", source=source)
+        return True
+
     def learn(self, param: str, source: str) -> bool:
         self._rec("learn", param, source=source)
         return True
@@ -199,6 +203,7 @@ TABLE_CASES: list[tuple[str, tuple[tuple[str, Any], ...], tuple[Any, ...] | None
     ("/livegen/trigger", (("s", "mutate"),), ("trigger", "mutate")),
     ("/livegen/panic", (), ("panic",)),
     ("/livegen/quit", (), ("quit",)),
+    ("/livegen/screenshot", (), ("screenshot",)),
     ("/livegen/get", (("s", "synth.cutoff"),), ("get_param", "synth.cutoff")),
     ("/livegen/dump", (), ("param_names",)),
     ("/livegen/learn", (("s", "synth.cutoff"),), ("learn", "synth.cutoff")),

@@ -42,6 +42,8 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(f"{PREFIX}/panic", "",
                "All notes off on every output now (for a button sending 1/0, declare a Trigger in the patch)."),
     OscAddress(f"{PREFIX}/quit", "", "End the performance cleanly."),
+    OscAddress(f"{PREFIX}/screenshot", "",
+               "Save the window's next frame as screenshots/livegen-<time>.png (in livegen's folder)."),
     OscAddress(f"{PREFIX}/get", "s",
                "Ask for a parameter's value; replies to the sender's address and port.",
                reply=f"{PREFIX}/value sf (name, value); unknown name: {PREFIX}/error s"),

@@ -313,6 +313,7 @@ class OscServer:
             f"{PREFIX}/trigger": self._h_trigger,
             f"{PREFIX}/panic": self._h_panic,
             f"{PREFIX}/quit": self._h_quit,
+            f"{PREFIX}/screenshot": self._h_screenshot,
             f"{PREFIX}/get": self._h_get,
             f"{PREFIX}/dump": self._h_dump,
             f"{PREFIX}/learn": self._h_learn,
@@ -603,6 +604,10 @@ class OscServer:
     def _h_quit(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
         self.surface.quit(source)
         return True
+
+    def _h_screenshot(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
+        screenshot = getattr(self.surface, "screenshot", None)
+        return bool(screenshot(source)) if screenshot is not None else False
 
     def _h_get(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
         param = v[0]

@@ -55,6 +55,10 @@ class ControlSurface(Protocol):
         """End the performance cleanly (notes off, ports closed)."""
         ...
 
+    def screenshot(self, source: str) -> bool:
+        """Save the window's next frame; False when there is no window."""
+        ...
+
     def learn(self, param: str, source: str) -> bool:
         """Arm MIDI learn: the next moved MIDI control is mapped to ``param``."""
         ...

@@ -757,7 +757,9 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
     )
 
     # [visuals]
-    t = c.section(doc, "visuals", ("enabled", "width", "height", "fps", "scale", "source", "fullscreen"))
+    t = c.section(doc, "visuals", ("enabled", "width", "height", "fps", "scale", "source", "fullscreen", "sources",
+                                   "source_file", "style", "style_model", "style_quantize", "style_threads",
+                                   "style_compile", "display", "screenshot_dir"))
     p = ("visuals",)
     visuals = VisualsConfig(
         enabled=c.boolean(p + ("enabled",), t.get("enabled", True)),
@@ -767,6 +769,15 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         scale=c.integer(p + ("scale",), t.get("scale", 2), 1, 16),
         source=c.string(p + ("source",), t.get("source", "ripples"), nonempty=True),
         fullscreen=c.boolean(p + ("fullscreen",), t.get("fullscreen", False)),
+        sources=c.strings(p + ("sources",), t.get("sources", [])),
+        source_file=_relative_to(c.file, c.string(p + ("source_file",), t.get("source_file", ""))),
+        style=c.boolean(p + ("style",), t.get("style", False)),
+        style_model=_relative_to(c.file, c.string(p + ("style_model",), t.get("style_model", ""))),
+        style_quantize=c.choice(p + ("style_quantize",), t.get("style_quantize", "none"), ("none", "bar")),
+        style_threads=c.integer(p + ("style_threads",), t.get("style_threads", 1), 1, 64),
+        style_compile=c.boolean(p + ("style_compile",), t.get("style_compile", False)),
+        display=c.integer(p + ("display",), t.get("display", 0), 0, 16),
+        screenshot_dir=_relative_to(c.file, c.string(p + ("screenshot_dir",), t.get("screenshot_dir", ""))),
     )
 
     # [params]
@@ -784,6 +795,13 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
 # public API
 # ---------------------------------------------------------------------------------------
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def _relative_to(patch_file: str, value: str) -> str:
+    """A path written in a patch, taken relative to the patch's folder (kept as written if absolute)."""
+    if not value or _is_pseudo(patch_file) or os.path.isabs(value) or value.isdigit():
+        return value
+    return os.path.join(os.path.dirname(os.path.abspath(patch_file)), value)
 
 
 def _is_pseudo(path: str) -> bool:

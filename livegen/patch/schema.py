@@ -156,6 +156,21 @@ class VisualsConfig:
     scale: int = 2
     source: str = "ripples"
     fullscreen: bool = False
+    sources: tuple[str, ...] = ()      # the sources ``visuals.source`` switches between (default: source)
+    source_file: str = ""              # picture / video file (or camera number) for those kinds
+    style: bool = False                # run the style network on the frames
+    style_model: str = ""              # a trained style model; "" = the shipped one
+    style_quantize: str = "none"       # "bar": style weight changes land on the next downbeat
+    style_threads: int = 1             # torch threads for the style network
+    style_compile: bool = False        # torch.compile the network (first run compiles; cached after)
+    display: int = 0                   # which screen the window opens on
+    screenshot_dir: str = ""           # where screenshots go ("" = ./screenshots)
+
+    def source_list(self) -> tuple[str, ...]:
+        """The switchable sources, the initial ``source`` among them."""
+        if not self.sources:
+            return (self.source,)
+        return self.sources if self.source in self.sources else (self.source, *self.sources)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from livegen.events import ClockTick, OutEvent, ParamChanged, Transport
+from livegen.events import Beat, ClockTick, OutEvent, ParamChanged, Transport
 from livegen.visuals.scenes import Scene
 
 
@@ -30,6 +30,9 @@ class VisualsOutput:
         self._closed = False
         self.dropped = 0  # events pushed out of a full queue (approximate: not locked)
         self.received = 0
+        self.bar: int | None = None  # the bar of the last beat drained (style changes can wait for it)
+        self.bpm: float | None = None
+        self.beat_in_bar = 0
         # The scene's own parameters, kept current from ParamChanged events, so a render
         # without a parameter store (``livegen render``, tests) still follows the patch.
         self.params: dict[str, float] = {s.name: s.default for s in scene.param_specs()}
@@ -58,6 +61,8 @@ class VisualsOutput:
                 spec = self._specs.get(event.name)
                 if spec is not None:
                     self.params[event.name] = spec.clamp(event.value)
+            elif isinstance(event, Beat):
+                self.bar, self.beat_in_bar, self.bpm = event.bar, event.beat_in_bar, event.bpm
             self.scene.on_event(event)
 
     def render(self, t: float, params: Mapping[str, float] | None = None) -> np.ndarray:

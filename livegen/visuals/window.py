@@ -37,15 +37,20 @@ class Window:
     """A pygame window showing ``(h, w, 3)`` uint8 frames, scaled to fit it."""
 
     def __init__(self, width: int, height: int, scale: int = 2, title: str = "livegen",
-                 fullscreen: bool = False) -> None:
+                 fullscreen: bool = False, display: int = 0) -> None:
         if not display_available():
             raise DisplayUnavailable(NO_DISPLAY)
         self.width, self.height, self.scale = int(width), int(height), max(1, int(scale))
         self.title = title
         self.fullscreen = fullscreen
+        self.display = int(display)
+        self.hud_visible = False
+        self._font: pygame.font.Font | None = None
         self._open = False
         try:
             pygame.display.init()
+            if not 0 <= self.display < max(1, pygame.display.get_num_displays()):
+                self.display = 0  # the named screen is not connected: use the first
             pygame.display.set_caption(title)
             self._screen = self._set_mode(fullscreen)
         except pygame.error as e:
@@ -57,10 +62,10 @@ class Window:
 
     def _set_mode(self, fullscreen: bool) -> pygame.Surface:
         if fullscreen:
-            screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+            screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN, display=self.display)
         else:
             screen = pygame.display.set_mode((self.width * self.scale, self.height * self.scale),
-                                             pygame.RESIZABLE)
+                                             pygame.RESIZABLE, display=self.display)
         pygame.mouse.set_visible(not fullscreen)
         return screen
 
@@ -69,8 +74,10 @@ class Window:
         """The window's size in pixels (width, height)."""
         return self._screen.get_size()
 
-    def show(self, frame: np.ndarray) -> None:
-        """Draw a frame of any size, scaled to fit the window (aspect kept), and flip."""
+    def show(self, frame: np.ndarray, hud: list[str] | None = None) -> None:
+        """Draw a frame of any size, scaled to fit the window (aspect kept), and flip.
+
+        ``hud`` lines are drawn over the top-left corner while the HUD is toggled on."""
         if not self._open:
             raise RuntimeError("window is closed")
         if frame.ndim != 3 or frame.shape[2] != 3:
@@ -87,10 +94,29 @@ class Window:
         if (dw, dh) != (w, h):
             surf = pygame.transform.scale(surf, (dw, dh))
         self._screen.blit(surf, ((sw - dw) // 2, (sh - dh) // 2))
+        if hud and self.hud_visible:
+            self._draw_hud(hud)
         pygame.display.flip()
 
+    def _draw_hud(self, lines: list[str]) -> None:
+        if self._font is None:
+            pygame.font.init()
+            self._font = pygame.font.Font(None, 20)
+        y = 6
+        for line in lines:
+            text = self._font.render(line, True, (255, 255, 255))
+            back = pygame.Surface((text.get_width() + 8, text.get_height() + 2), pygame.SRCALPHA)
+            back.fill((0, 0, 0, 150))
+            self._screen.blit(back, (4, y - 1))
+            self._screen.blit(text, (8, y))
+            y += text.get_height() + 3
+
+    def toggle_hud(self) -> None:
+        self.hud_visible = not self.hud_visible
+
     def poll(self) -> list[str]:
-        """Actions since the last poll: "quit", "panic", "fullscreen", or "key:<name>"."""
+        """Actions since the last poll: "quit", "panic", "fullscreen", "hud", "screenshot",
+        or "key:<name>"."""
         actions: list[str] = []
         close_events = {pygame.QUIT, getattr(pygame, "WINDOWCLOSE", pygame.QUIT)}
         for ev in pygame.event.get():
@@ -104,6 +130,10 @@ class Window:
                     action = "panic"
                 elif key == pygame.K_f:
                     action = "fullscreen"
+                elif key == pygame.K_h:
+                    action = "hud"
+                elif key in (pygame.K_s, pygame.K_F12):
+                    action = "screenshot"
                 elif key is None:
                     continue
                 else:
@@ -123,6 +153,7 @@ class Window:
     def screenshot(self, path: str | Path) -> Path:
         """Save what the window shows now (PNG by extension)."""
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         pygame.image.save(self._screen, str(path))
         return path
 
@@ -130,6 +161,8 @@ class Window:
         """Close the window; safe to call twice."""
         if self._open:
             self._open = False
+            if self._font is not None:
+                pygame.font.quit()
             pygame.display.quit()
 
     def __enter__(self) -> "Window":
