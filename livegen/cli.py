@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--generator", choices=("arpeggiator", "melody_rnn"), default="arpeggiator",
                         help="what plays the 16ths")
     timing.add_argument("--model", type=Path, help="melody model for --generator melody_rnn (default: shipped)")
+    timing.add_argument("--style", action="store_true",
+                        help="run the style network on the visuals in the rig (instead of the TransformerNet worker)")
+    timing.add_argument("--style-model", type=Path, help="style model for --style (default: shipped)")
+    timing.add_argument("--style-threads", type=int, default=1, help="torch threads of the style worker")
+    timing.add_argument("--visuals-size", default="320x240", help="visuals frame size WxH")
     mbench = bsub.add_parser("melody", help="melody RNN step latency (1 thread) and batched tokens/s")
     mbench.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     mbench.add_argument("--steps", type=int, default=5000)
@@ -88,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     qbench.add_argument("--steps", type=int, default=150, help="Gatys L-BFGS iterations per image")
     qbench.add_argument("--styles", help="styles to compare (comma-separated; default: all)")
     qbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    qbench.add_argument("--grid", type=Path, help="also write a PNG of every style on the three content frames")
+    qbench.add_argument("--grid-only", action="store_true", help="only write the --grid PNG")
 
     train = sub.add_parser("train", help="train models")
     tsub = train.add_subparsers(dest="train", required=True)

@@ -102,9 +102,7 @@ class LiveRig:
 
     def _open_visuals(self) -> list:
         """Window, sources, style network and its worker; whatever fails is reported once."""
-        from livegen.visuals.output import VisualsOutput
-        from livegen.visuals.pipeline import VisualsPipeline
-        from livegen.visuals.sources import SourceError, SourceSwitch, create_source
+        from livegen.visuals.pipeline import build_pipeline
         from livegen.visuals.window import DisplayUnavailable, Window
 
         v, opts = self.patch.visuals, self.options
@@ -117,40 +115,11 @@ class LiveRig:
             self._missing(f"{e}")
             if not opts.headless_visuals:
                 return []
-        sources = []
-        for kind in v.source_list():
-            try:
-                sources.append(create_source(kind, v.width, v.height, seed=opts.seed or 0, file=v.source_file))
-            except (SourceError, ValueError) as e:
-                self._missing(f"visuals source {kind!r} left out: {e}")
-        if not sources:
-            sources = [create_source("ripples", v.width, v.height, seed=opts.seed or 0)]
-        self.scene = sources[0] if len(sources) == 1 else SourceSwitch(sources)
-        self.visuals_out = VisualsOutput(self.scene)
+        self.pipeline = build_pipeline(v, seed=opts.seed or 0, warn=self._missing, worker=True)
+        self.visuals_out = self.pipeline.output
+        self.scene = self.visuals_out.scene
         self.outputs.append(self.visuals_out)
-        stylizer = worker = None
-        if v.style:
-            stylizer = self._open_stylizer()
-            if stylizer is not None:
-                from livegen.visuals.style_worker import StyleWorker
-
-                worker = StyleWorker(stylizer, threads=v.style_threads, warm_up=(v.height, v.width)).start()
-        self.pipeline = VisualsPipeline(self.visuals_out, stylizer, v.style_quantize, worker)
-        return [*self.scene.param_specs(), *self.pipeline.param_specs()]
-
-    def _open_stylizer(self):
-        from livegen.visuals.style_net import StyleModelError, load_style_net
-        from livegen.visuals.stylizer import DEFAULT_MODEL, Stylizer
-
-        v = self.patch.visuals
-        path = v.style_model or DEFAULT_MODEL
-        try:
-            stylizer = Stylizer(load_style_net(path), compile=v.style_compile)
-        except StyleModelError as e:
-            self._missing(f"{e} (the visuals run unstyled)")
-            return None
-        log.info("style network: %s (%s) on %s", path, ", ".join(stylizer.styles), stylizer.device)
-        return stylizer
+        return self.pipeline.param_specs()
 
     def _open_timing_server(self) -> None:
         """MIDI ports, OSC targets and scsynth run in the timing-server process."""

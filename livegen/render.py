@@ -249,33 +249,11 @@ def render(patch, seconds: float, seed: int, out_dir: Path, events: Sequence[Scr
 
 
 def open_render_visuals(patch, engine: Engine, seed: int):
-    """The live window's frame path, run inline: sources, then the style network if the
-    patch asks for it. A missing source or model is one warning and the render goes on."""
-    from livegen.visuals.output import VisualsOutput
-    from livegen.visuals.pipeline import VisualsPipeline
-    from livegen.visuals.sources import SourceError, SourceSwitch, create_source
+    """The live window's frame path, run inline (every frame styled, repeatable)."""
+    from livegen.visuals.pipeline import build_pipeline
 
-    v = patch.visuals
-    sources = []
-    for kind in v.source_list():
-        try:
-            sources.append(create_source(kind, v.width, v.height, seed=seed, file=v.source_file))
-        except (SourceError, ValueError) as e:
-            log.warning("visuals source %r left out: %s", kind, e)
-    if not sources:
-        sources = [create_source("ripples", v.width, v.height, seed=seed)]
-    scene = sources[0] if len(sources) == 1 else SourceSwitch(sources)
-    stylizer = None
-    if v.style:
-        from livegen.visuals.style_net import StyleModelError, load_style_net
-        from livegen.visuals.stylizer import DEFAULT_MODEL, Stylizer
-
-        try:
-            stylizer = Stylizer(load_style_net(v.style_model or DEFAULT_MODEL))
-        except StyleModelError as e:
-            log.warning("%s (rendering unstyled)", e)
-    pipeline = VisualsPipeline(VisualsOutput(scene), stylizer, v.style_quantize)
-    for spec in [*scene.param_specs(), *pipeline.param_specs()]:
+    pipeline = build_pipeline(patch.visuals, seed=seed, warn=lambda msg: log.warning("%s", msg), worker=False)
+    for spec in pipeline.param_specs():
         engine.store.declare(spec)
         if spec.name in patch.params:  # declared after the engine applied the patch
             engine.store.set(spec.name, patch.params[spec.name], source="patch")

@@ -96,6 +96,22 @@ def run(model: Path | None, baseline: Path | None, steps: int, styles: list[str]
             "quality_seconds": q_seconds}
 
 
+def style_grid(model: Path | None, path: Path) -> Path:
+    """Every style of the model on the three content frames (first column: the source)."""
+    from livegen.visuals.images import grid, to_frame
+    from livegen.visuals.video import write_png
+
+    st = Stylizer(load_style_net(model or DEFAULT_MODEL), device="cpu", path="reference")
+    n = len(st.styles)
+    rows = []
+    for _, c in content_frames():
+        src = to_frame(c)
+        rows.append([src] + [st(src, StyleSettings([1.0 if j == i else 0.0 for j in range(n)])) for i in range(n)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_png(path, grid(rows, pad=4), level=9)
+    return path
+
+
 def format_report(r: dict) -> str:
     lines = [f"livegen bench style-quality — {r['model']} (Gatys: {r['gatys_steps']} L-BFGS iterations, 320x240)",
              f"{'style':<22} {'content':<16} {'fast style':>10} {'Gatys style':>11} {'ratio':>6} "
@@ -116,6 +132,11 @@ def format_report(r: dict) -> str:
 
 def main(args) -> int:
     styles = [s.strip() for s in args.styles.split(",")] if args.styles else None
+    if args.grid:
+        print(f"wrote {style_grid(args.model, args.grid)} (columns: source, "
+              f"{', '.join(load_style_net(args.model or DEFAULT_MODEL).styles)})")
+        if args.grid_only:
+            return 0
     report = run(args.model, args.baseline, args.steps, styles)
     print(format_report(report))
     if args.json:

@@ -44,11 +44,11 @@ virtual_output = true
 [osc]
 port = {port}
 [visuals]
-width = 320
-height = 240
+width = {width}
+height = {height}
 fps = 30
 source = "ripples"
-"""
+{style}"""
 
 GENERATORS = {
     "arpeggiator": """
@@ -167,13 +167,21 @@ async def _run(args) -> dict:
     port = _free_port()
     kind = getattr(args, "generator", "arpeggiator")
     gen = GENERATORS[kind].replace("{model}", str(getattr(args, "model", None) or "").replace("\\", "/"))
-    patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port, generator=gen), "<bench>")
+    style = getattr(args, "style", False)
+    style_toml = ""
+    if style:
+        model = str(getattr(args, "style_model", None) or "").replace("\\", "/")
+        style_toml = f'style = true\nstyle_threads = {int(getattr(args, "style_threads", 1))}\nstyle_model = "{model}"\n'
+    width, _, height = str(getattr(args, "visuals_size", "320x240")).partition("x")
+    patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port, generator=gen,
+                                           style=style_toml, width=int(width), height=int(height)), "<bench>")
     # Visuals rendered as in a show (no window to blit to): the loop is as busy as on stage.
     rig = LiveRig(patch, RigOptions(window=False, headless_visuals=not args.no_visuals, audio=True, seed=1,
                                     watch_patch=False))
 
     applied: dict[int, float] = {}
-    load = None if args.no_worker else ConvLoad()
+    # With the style network on, it is the load (in this process, as on stage).
+    load = None if args.no_worker or style else ConvLoad()
     if load is not None:
         load.start()
         await asyncio.sleep(3.0)  # let the worker reach full speed before measuring
@@ -183,6 +191,10 @@ async def _run(args) -> dict:
     midi_out = rig.timing
     if midi_out is not None:
         midi_out.record(True)
+    worker = rig.pipeline.worker if rig.pipeline is not None else None
+    if worker is not None:
+        worker.ready.wait(120)  # warmed up (and compiled, if asked) before measuring
+    styled_before = worker.done if worker is not None else 0
     frames_before = rig.frames
     n_osc = int(min(args.seconds, 60) * 100)
     sender = await asyncio.create_subprocess_exec(sys.executable, "-c", SENDER, str(port), str(n_osc), "100",
@@ -194,6 +206,10 @@ async def _run(args) -> dict:
     if remaining > 0:
         await asyncio.sleep(remaining)
     t_end, frames_end = time.monotonic(), rig.frames - frames_before
+    style_stats = None
+    if worker is not None:
+        style_stats = dict(worker.stats(), styled_per_s=(worker.done - styled_before) / max(1e-9, t_end - t_start),
+                           styles=list(worker.stylizer.styles), threads=getattr(args, "style_threads", 1))
     synth_stats = rig.synth.stats() if rig.synth is not None else {}
     timing_stats = midi_out.stats() if midi_out is not None else {"note_on_times": []}
     if load is not None:
@@ -229,6 +245,8 @@ async def _run(args) -> dict:
         "osc_in_to_applied": {"sent": len(sent), "applied": len(osc_lat), "median_ms": _pct(osc_lat, 0.5),
                               "p99_ms": _pct(osc_lat, 0.99), "max_ms": max(osc_lat) if osc_lat else float("nan")},
         "visuals_frames_per_s": frames_end / max(1e-9, t_end - t_start),
+        "visuals_size": f"{int(width)}x{int(height)}",
+        "style": style_stats,
         "engine": {"notes_scheduled": engine.stats.notes_scheduled,
                    "notes_dropped_late": engine.stats.notes_dropped_late},
     }
@@ -252,7 +270,12 @@ def format_report(r: dict) -> str:
         lines.append(f"audio: {a}")
     o = r["osc_in_to_applied"]
     if r["visuals_frames_per_s"]:
-        lines.append(f"visuals: {r['visuals_frames_per_s']:.1f} frames/s rendered (320x240 ripples, as in a show)")
+        lines.append(f"visuals: {r['visuals_frames_per_s']:.1f} frames/s rendered ({r.get('visuals_size', '320x240')} ripples, as in a show)")
+    st = r.get("style")
+    if st:
+        lines.append(f"style network ({st['threads']} thread(s), in the rig's worker): {st['styled_per_s']:.1f} styled frames/s, "
+                     f"network median {st['run_ms_median']:.1f} ms, frame latency median {st['latency_ms_median']:.1f} ms, "
+                     f"frames replaced before styling {st['dropped']}, errors {st['errors']}")
     lines.append(f"OSC in -> parameter applied: {o['applied']}/{o['sent']} messages, median {o['median_ms']:.3f} ms, "
                  f"p99 {o['p99_ms']:.3f} ms, max {o['max_ms']:.3f} ms")
     e = r["engine"]

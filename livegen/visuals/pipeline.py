@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -86,7 +86,9 @@ class VisualsPipeline:
         self.last_latency = 0.0  # seconds from drawing the source to the frame shown
 
     def param_specs(self) -> list[ParamSpec]:
-        return self.controls.param_specs() if self.controls is not None else []
+        """The source's parameters and the style controls."""
+        style = self.controls.param_specs() if self.controls is not None else []
+        return [*self.output.scene.param_specs(), *style]
 
     def frame(self, t: float, params: Mapping[str, float]) -> np.ndarray:
         """The frame to show for moment ``t`` with ``params`` (the live parameter values)."""
@@ -119,3 +121,36 @@ class VisualsPipeline:
         close = getattr(self.output.scene, "close", None)
         if close is not None:
             close()
+
+
+def build_pipeline(visuals, seed: int = 0, warn: Callable[[str], None] = log.warning,
+                   worker: bool = False) -> VisualsPipeline:
+    """The patch's ``[visuals]`` as a pipeline: its sources (switchable when several), the
+    style network when ``style = true`` (on a worker thread when ``worker``). A source or
+    model that cannot be opened is one ``warn`` line and the show goes on without it."""
+    from livegen.visuals.sources import SourceError, SourceSwitch, create_source
+
+    v = visuals
+    sources = []
+    for kind in v.source_list():
+        try:
+            sources.append(create_source(kind, v.width, v.height, seed=seed, file=v.source_file))
+        except (SourceError, ValueError) as e:
+            warn(f"visuals source {kind!r} left out: {e}")
+    if not sources:
+        sources = [create_source("ripples", v.width, v.height, seed=seed)]
+    scene = sources[0] if len(sources) == 1 else SourceSwitch(sources, initial=0)
+    stylizer = style_worker = None
+    if v.style:
+        from livegen.visuals.style_net import StyleModelError, load_style_net
+        from livegen.visuals.stylizer import DEFAULT_MODEL
+
+        path = v.style_model or DEFAULT_MODEL
+        try:
+            stylizer = Stylizer(load_style_net(path), compile=v.style_compile and worker)
+            log.info("style network: %s (%s) on %s", path, ", ".join(stylizer.styles), stylizer.device)
+        except StyleModelError as e:
+            warn(f"{e} (the visuals run unstyled)")
+    if stylizer is not None and worker:
+        style_worker = StyleWorker(stylizer, threads=v.style_threads, warm_up=(v.height, v.width)).start()
+    return VisualsPipeline(VisualsOutput(scene), stylizer, v.style_quantize, style_worker)

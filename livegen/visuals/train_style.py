@@ -37,6 +37,7 @@ from livegen.visuals.clips import scene_clip, scene_kinds
 from livegen.visuals.images import fit_cover, grid, image_files, load_frame, to_frame, to_tensor
 from livegen.visuals.loss_net import StyleLoss, make_loss_net, resize_short_side, total_variation
 from livegen.visuals.style_net import StyleNet, StyleNetConfig, save_style_net
+from livegen.visuals.stylizer import pick_device
 from livegen.visuals.video import write_png
 
 log = logging.getLogger("livegen.train")
@@ -135,12 +136,6 @@ class ContentPool:
         src = self.stills[0] if self.stills else self.clips[-1][-1].float().div(255.0)
         out.append(fit_cover(src, s * 3 // 4, s))
         return out
-
-
-def pick_device(pref: str | None) -> torch.device:
-    if pref:
-        return torch.device(pref)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def load_style_images(cfg: StyleTrainConfig) -> list[torch.Tensor]:
