@@ -163,6 +163,11 @@ def test_pipeline_with_worker_shows_source_until_styled_frames_arrive(models):
             time.sleep(0.02)
         assert (f[..., 1] > 250).all()  # the green network's frame
         assert pipe.last_latency > 0
+        # style off, then on again: never a styled picture left over from before it went off
+        old = pipe.worker.latest()
+        assert pipe.frame(time.monotonic(), {"style.intensity": 0.0}) is pipe.last_source
+        back = pipe.frame(time.monotonic(), {"style.intensity": 1.0})
+        assert back is pipe.last_source or pipe.worker.latest().seq > old.seq
     finally:
         pipe.close()
     assert pipe.worker._thread is None

@@ -84,6 +84,7 @@ class VisualsPipeline:
         self.last_source: np.ndarray | None = None
         self.last_settings: StyleSettings | None = None
         self.last_latency = 0.0  # seconds from drawing the source to the frame shown
+        self._min_seq = 0  # results older than this were asked for before the style was last off
 
     def param_specs(self) -> list[ParamSpec]:
         """The source's parameters and the style controls."""
@@ -101,6 +102,8 @@ class VisualsPipeline:
         settings = self.controls.settings(params, self.output.bar)
         self.last_settings = settings
         if settings.amount() <= 0.0:
+            if self.worker is not None:  # when the style comes back, do not show a picture from before
+                self._min_seq = self.worker.last_seq + 1
             self.last_latency = time.monotonic() - t0
             return source
         if self.worker is None:
@@ -109,7 +112,7 @@ class VisualsPipeline:
             return out
         seq = self.worker.submit(source, settings)
         result: StyledFrame | None = self.worker.latest()
-        if result is None or seq - result.seq > self.STALE_FRAMES:
+        if result is None or result.seq < self._min_seq or seq - result.seq > self.STALE_FRAMES:
             self.last_latency = time.monotonic() - t0
             return source  # warming up (or stalled): the music's picture, unstyled
         self.last_latency = result.latency

@@ -80,6 +80,11 @@ class StyleWorker:
             self._cond.notify()
             return self._seq
 
+    @property
+    def last_seq(self) -> int:
+        """The number given to the most recent submission (0 before the first)."""
+        return self._seq
+
     def latest(self) -> StyledFrame | None:
         """The most recent result, or None before the first."""
         return self._latest
