@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--style-model", type=Path, help="style model for --style (default: shipped)")
     timing.add_argument("--style-threads", type=int, default=1, help="torch threads of the style worker")
     timing.add_argument("--visuals-size", default="320x240", help="visuals frame size WxH")
+    timing.add_argument("--style-compile", action="store_true", help="torch.compile the style network (cached)")
+    timing.add_argument("--style-worker", choices=("process", "thread"), default="process",
+                        help="where the style network runs")
     mbench = bsub.add_parser("melody", help="melody RNN step latency (1 thread) and batched tokens/s")
     mbench.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     mbench.add_argument("--steps", type=int, default=5000)

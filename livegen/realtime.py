@@ -56,6 +56,15 @@ def lower_process_priority(nice: int = 10) -> None:
         pass
 
 
+def lower_thread_priority(nice: int = 10) -> bool:
+    """Make the calling thread yield to the music (Linux: nice is per thread); best effort."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
 def thread_ids() -> set[int]:
     """Native ids of this process's threads (Linux); empty where /proc is not available."""
     try:

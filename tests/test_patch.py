@@ -118,6 +118,10 @@ def test_shipped_patches_use_declared_parameters() -> None:
         for g in patch.generators:
             for s in create_generator(g.kind, g.name, seed=g.seed, **g.options).param_specs():
                 known[f"{g.name}.{s.name}"] = ParamSpec(f"{g.name}.{s.name}", s.default, s.min, s.max)
+        from livegen.visuals.pipeline import build_pipeline
+
+        pipeline = build_pipeline(patch.visuals, worker=False, warn=pytest.fail)
+        known.update({s.name: s for s in pipeline.param_specs()})
         check_params(patch, known)
         for voice, fields in patch.voices.items():  # the synth accepts the overrides
             base = synth.DEFAULT_VOICES.get(voice, synth.VoiceSpec())

@@ -378,3 +378,63 @@ def test_solid_colour_model_is_what_the_window_tests_look_for(tmp_path):
     st = Stylizer(load_style_net(solid_colour(tmp_path / "green.pt")), device="cpu")
     out = st(np.zeros((48, 64, 3), np.uint8), StyleSettings([1.0]))
     assert (out[..., 1] > 250).all() and (out[..., 0] < 5).all() and (out[..., 2] < 5).all()
+
+
+def test_a_compile_failure_on_first_call_falls_back_to_the_plain_network(model_path, frame, caplog):
+    ref = Stylizer(load_style_net(model_path), device="cpu", path="reference")
+    st = Stylizer(load_style_net(model_path), device="cpu", path="fast")
+
+    def broken(x, w):
+        raise RuntimeError("InductorError: no C++ compiler")
+
+    st._run, st.compiled = broken, True  # what a failing torch.compile does on its first call
+    out = st(frame, StyleSettings([0, 0, 1]))
+    assert not st.compiled and st._run is st.net
+    assert np.abs(out.astype(int) - ref(frame, StyleSettings([0, 0, 1])).astype(int)).max() <= 1
+    assert sum("torch.compile failed" in r.getMessage() for r in caplog.records) == 1
+
+
+# -- the worker process (the default in a show) ---------------------------------------------------
+
+def test_style_process_gives_the_same_picture_and_never_blocks(model_path, frame):
+    from livegen.visuals.style_process import StyleProcess
+
+    st = Stylizer(load_style_net(model_path), device="cpu")
+    proc = StyleProcess(model_path, st.styles, frame.shape[:2], threads=1).start()
+    try:
+        assert proc.ready.wait(60), "the style process did not start"
+        t0 = time.perf_counter()
+        seqs = [proc.submit(frame, StyleSettings([0, 1, 0])) for _ in range(5)]
+        assert time.perf_counter() - t0 < 0.05
+        res = proc.wait_for(seqs[-1], timeout=30)
+        assert res is not None and res.styled and res.seq == seqs[-1]
+        assert np.array_equal(res.frame, st(frame, StyleSettings([0, 1, 0])))
+        # a frame of another size is not sent (the window shows it unstyled)
+        n = proc.submit(np.zeros((10, 10, 3), np.uint8), StyleSettings([1, 0, 0]))
+        assert proc.wait_for(n, timeout=0.5) is None
+        assert proc.stats()["done"] >= 1
+    finally:
+        proc.stop()
+    assert proc._proc is None and proc._shms == []
+
+
+def test_style_process_is_restarted_after_a_crash(model_path, frame, caplog):
+    import os
+    import signal
+
+    from livegen.visuals.style_process import StyleProcess
+
+    proc = StyleProcess(model_path, ["red", "green", "blue"], frame.shape[:2]).start()
+    try:
+        assert proc.ready.wait(60)
+        first = proc._proc.pid
+        os.kill(first, signal.SIGKILL)  # a driver crash, the OOM killer...
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (proc.restarts == 1 and proc.ready.is_set()):
+            time.sleep(0.05)
+        assert proc.restarts == 1 and proc.ready.is_set() and proc._proc.pid != first
+        res = proc.wait_for(proc.submit(frame, StyleSettings([1, 0, 0])), timeout=30)
+        assert res is not None and res.styled
+    finally:
+        proc.stop()
+    assert any("restarting it" in r.getMessage() for r in caplog.records)

@@ -177,7 +177,7 @@ def test_pipeline_without_style_is_the_scene(models):
     out = VisualsOutput(create_scene("flow", 64, 48, seed=3))
     ref = create_scene("flow", 64, 48, seed=3)
     pipe = VisualsPipeline(out)
-    assert pipe.param_specs() == []
+    assert pipe.param_specs() == ref.param_specs()  # the scene's own; no style controls
     params = {s.name: s.default for s in ref.param_specs()}
     assert np.array_equal(pipe.frame(0.5, params), ref.render(0.5, params))
     out.send(ParamChanged(0.0, "visuals.hue", 0.5))

@@ -171,7 +171,10 @@ async def _run(args) -> dict:
     style_toml = ""
     if style:
         model = str(getattr(args, "style_model", None) or "").replace("\\", "/")
-        style_toml = f'style = true\nstyle_threads = {int(getattr(args, "style_threads", 1))}\nstyle_model = "{model}"\n'
+        compile_ = "true" if getattr(args, "style_compile", False) else "false"
+        style_toml = (f'style = true\nstyle_threads = {int(getattr(args, "style_threads", 1))}\n'
+                      f'style_model = "{model}"\nstyle_compile = {compile_}\n'
+                      f'style_worker = "{getattr(args, "style_worker", "process")}"\n')
     width, _, height = str(getattr(args, "visuals_size", "320x240")).partition("x")
     patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port, generator=gen,
                                            style=style_toml, width=int(width), height=int(height)), "<bench>")
@@ -193,7 +196,7 @@ async def _run(args) -> dict:
         midi_out.record(True)
     worker = rig.pipeline.worker if rig.pipeline is not None else None
     if worker is not None:
-        worker.ready.wait(120)  # warmed up (and compiled, if asked) before measuring
+        worker.ready.wait(300)  # warmed up (and compiled, if asked) before measuring
     styled_before = worker.done if worker is not None else 0
     frames_before = rig.frames
     n_osc = int(min(args.seconds, 60) * 100)
@@ -209,7 +212,8 @@ async def _run(args) -> dict:
     style_stats = None
     if worker is not None:
         style_stats = dict(worker.stats(), styled_per_s=(worker.done - styled_before) / max(1e-9, t_end - t_start),
-                           styles=list(worker.stylizer.styles), threads=getattr(args, "style_threads", 1))
+                           styles=list(worker.stylizer.styles), threads=getattr(args, "style_threads", 1),
+                           compiled=worker.stylizer.compiled, worker=type(worker).__name__)
     synth_stats = rig.synth.stats() if rig.synth is not None else {}
     timing_stats = midi_out.stats() if midi_out is not None else {"note_on_times": []}
     if load is not None:
@@ -273,7 +277,7 @@ def format_report(r: dict) -> str:
         lines.append(f"visuals: {r['visuals_frames_per_s']:.1f} frames/s rendered ({r.get('visuals_size', '320x240')} ripples, as in a show)")
     st = r.get("style")
     if st:
-        lines.append(f"style network ({st['threads']} thread(s), in the rig's worker): {st['styled_per_s']:.1f} styled frames/s, "
+        lines.append(f"style network ({st['threads']} thread(s), {'compiled' if st.get('compiled') else 'eager'}, {st.get('worker')}): {st['styled_per_s']:.1f} styled frames/s, "
                      f"network median {st['run_ms_median']:.1f} ms, frame latency median {st['latency_ms_median']:.1f} ms, "
                      f"frames replaced before styling {st['dropped']}, errors {st['errors']}")
     lines.append(f"OSC in -> parameter applied: {o['applied']}/{o['sent']} messages, median {o['median_ms']:.3f} ms, "

@@ -163,6 +163,7 @@ class VisualsConfig:
     style_quantize: str = "none"       # "bar": style weight changes land on the next downbeat
     style_threads: int = 1             # torch threads for the style network
     style_compile: bool = False        # torch.compile the network (first run compiles; cached after)
+    style_worker: str = "process"      # "process" (own interpreter, restarted if it dies) or "thread"
     display: int = 0                   # which screen the window opens on
     screenshot_dir: str = ""           # where screenshots go ("" = ./screenshots)
 

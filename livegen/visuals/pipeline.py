@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from livegen.control.params import ParamSpec
 from livegen.visuals.output import VisualsOutput
 from livegen.visuals.style_worker import StyledFrame, StyleWorker
 from livegen.visuals.stylizer import StyleSettings, Stylizer
+
+if TYPE_CHECKING:
+    from livegen.visuals.style_process import StyleProcess
 
 log = logging.getLogger("livegen.visuals")
 
@@ -76,7 +79,7 @@ class VisualsPipeline:
     STALE_FRAMES = 15  # a styled result more than this many frames old is not shown
 
     def __init__(self, output: VisualsOutput, stylizer: Stylizer | None = None, quantize: str = "none",
-                 worker: StyleWorker | None = None) -> None:
+                 worker: "StyleWorker | StyleProcess | None" = None) -> None:
         self.output = output
         self.stylizer = stylizer
         self.controls = StyleControls(stylizer.styles, quantize) if stylizer is not None else None
@@ -150,10 +153,17 @@ def build_pipeline(visuals, seed: int = 0, warn: Callable[[str], None] = log.war
 
         path = v.style_model or DEFAULT_MODEL
         try:
-            stylizer = Stylizer(load_style_net(path), compile=v.style_compile and worker)
+            in_thread = worker and v.style_worker == "thread"
+            stylizer = Stylizer(load_style_net(path), compile=v.style_compile and in_thread)
             log.info("style network: %s (%s) on %s", path, ", ".join(stylizer.styles), stylizer.device)
         except StyleModelError as e:
             warn(f"{e} (the visuals run unstyled)")
     if stylizer is not None and worker:
-        style_worker = StyleWorker(stylizer, threads=v.style_threads, warm_up=(v.height, v.width)).start()
+        if v.style_worker == "process":
+            from livegen.visuals.style_process import StyleProcess
+
+            style_worker = StyleProcess(v.style_model or DEFAULT_MODEL, stylizer.styles, (v.height, v.width),
+                                        threads=v.style_threads, compile=v.style_compile).start()
+        else:
+            style_worker = StyleWorker(stylizer, threads=v.style_threads, warm_up=(v.height, v.width)).start()
     return VisualsPipeline(VisualsOutput(scene), stylizer, v.style_quantize, style_worker)

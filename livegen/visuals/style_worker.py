@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from livegen.realtime import lower_thread_priority
 from livegen.visuals.stylizer import StyleSettings, Stylizer
 
 log = logging.getLogger("livegen.visuals")
@@ -44,8 +45,10 @@ class StyledFrame:
 class StyleWorker:
     """Runs a :class:`Stylizer` on a thread of its own (see the module docstring)."""
 
-    def __init__(self, stylizer: Stylizer, threads: int | None = 1, warm_up: tuple[int, int] | None = None) -> None:
+    def __init__(self, stylizer: Stylizer, threads: int | None = 1, warm_up: tuple[int, int] | None = None,
+                 nice: int = 10) -> None:
         self.stylizer = stylizer
+        self.nice = nice
         self.threads = threads
         self.warm_up_size = warm_up  # (height, width) to run once before the first frame
         self._cond = threading.Condition()
@@ -125,6 +128,7 @@ class StyleWorker:
             log.warning("%s", msg)
 
     def _loop(self) -> None:
+        lower_thread_priority(self.nice)  # the music first: this thread takes what is left
         if self.threads:
             torch.set_num_threads(int(self.threads))
         if self.warm_up_size is not None:

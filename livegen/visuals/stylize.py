@@ -154,12 +154,20 @@ def run(job: StylizeJob, progress: Callable[[str], None] | None = None) -> dict:
     return {"frames": n, "seconds": seconds, "out": str(job.dst)}
 
 
+# The shipped model's style names -> the bundled paintings they were trained on.
+BUNDLED_STYLES = {"starry_night": "starry_night.jpg", "scream": "the_scream.jpg", "great_wave": "great_wave.jpg",
+                  "composition_vii": "composition_vii.jpg", "shipwreck": "shipwreck.jpg",
+                  "klee": "klee_clouds_over_bor.jpg", "vallotton": "vallotton_mauclair.jpg"}
+
+
 def bundled_style_image(name: str) -> Path:
+    if name in BUNDLED_STYLES and (STYLE_IMAGES / BUNDLED_STYLES[name]).is_file():
+        return STYLE_IMAGES / BUNDLED_STYLES[name]
     for suffix in (".jpg", ".png"):
         p = STYLE_IMAGES / f"{name}{suffix}"
         if p.is_file():
             return p
-    known = ", ".join(sorted(p.stem for p in STYLE_IMAGES.glob("*.jpg")))
+    known = ", ".join(sorted(BUNDLED_STYLES))
     raise StylizeError(f"no bundled painting called {name!r} (bundled: {known}); use --style-image PATH")
 
 

@@ -108,7 +108,17 @@ class Stylizer:
         x = x.to(self.device, torch.float16 if self.half else torch.float32)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = self._run(x, self.weights_row(weights))
+        try:
+            y = self._run(x, self.weights_row(weights))
+        except Exception as e:
+            if self._run is self.net:
+                raise
+            # torch.compile builds on the first call: no C++ compiler, an unsupported
+            # platform... the uncompiled network gives the same picture, a little slower.
+            log.warning("torch.compile failed (%s); running the network uncompiled",
+                        " ".join(str(e).split())[:160])
+            self._run, self.compiled = self.net, False
+            y = self._run(x, self.weights_row(weights))
         return y.float().cpu()
 
     @torch.inference_mode()
