@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     qbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
     qbench.add_argument("--grid", type=Path, help="also write a PNG of every style on the three content frames")
     qbench.add_argument("--grid-only", action="store_true", help="only write the --grid PNG")
+    qbench.add_argument("--flicker-only", action="store_true", help="skip the (slow) Gatys comparison")
+    qbench.add_argument("--gatys-from", type=Path, help="take the Gatys optima from an earlier --json report")
 
     train = sub.add_parser("train", help="train models")
     tsub = train.add_subparsers(dest="train", required=True)
