@@ -348,7 +348,11 @@ def test_real_window_screenshot_shows_the_stylised_frame(models, xvfb_display, t
     proc = subprocess.Popen([sys.executable, "-m", "livegen", "--log-file", str(tmp_path / "log"), "play", str(patch)],
                             env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        _wait_for_line(proc, r"playing", 60)
+        try:
+            _wait_for_line(proc, r"playing", 120)
+        except AssertionError as e:  # say where it stopped: the log file has the details
+            log = tmp_path / "log"
+            raise AssertionError(f"{e}; log: {log.read_text()[-3000:] if log.exists() else 'none'}") from None
         client = SimpleUDPClient("127.0.0.1", port)
         shots = tmp_path / "shots"
         deadline = time.monotonic() + 30
