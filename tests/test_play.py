@@ -152,19 +152,27 @@ def _osc(address, *args) -> bytes:
 
 
 def _wait_for_line(proc, pattern, timeout):
-    """Read stderr lines until one matches; returns all lines read."""
-    import selectors
+    """Read stderr lines until one matches; returns all lines read.
 
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stderr, selectors.EVENT_READ)
-    lines, deadline = [], time.monotonic() + timeout
+    Reads the pipe's file descriptor directly: readline() on the text wrapper pulls in
+    several lines at once, and select() then reports nothing left, so lines that arrived
+    together (as "OSC in" and "playing" do) were never seen."""
+    import select
+
+    fd = proc.stderr.fileno()
+    buf, lines, deadline = b"", [], time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if sel.select(0.2):
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            if re.search(pattern, line):
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            lines.append(line.decode(errors="replace") + "\n")
+            if re.search(pattern, lines[-1]):
                 return lines
     raise AssertionError(f"no line matching {pattern!r} in {lines!r}")
 
