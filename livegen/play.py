@@ -10,6 +10,7 @@ synth process joined, the window closed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import logging
 import signal
@@ -64,7 +65,7 @@ class LiveRig:
         self.pipeline = None
         self.screenshots: list[Path] = []
         self._screenshot_requests: list[Path | None] = []
-        self._frame_times: list[float] = []
+        self._frame_times: collections.deque[float] = collections.deque(maxlen=31)  # for the HUD's fps
         self.osc = None
         self.midi_in = None
         self.follower = None
@@ -324,8 +325,7 @@ class LiveRig:
 
     def _hud(self, engine: Engine) -> list[str]:
         """fps, frame latency, tempo, bar:beat and the style weights, for the HUD."""
-        times = self._frame_times[-31:]
-        self._frame_times = times
+        times = self._frame_times
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         out = self.visuals_out
         lines = [f"{fps:4.1f} fps   frame latency {self.pipeline.last_latency * 1000:5.1f} ms",

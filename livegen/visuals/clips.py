@@ -19,8 +19,8 @@ def scene_clip(kind: str, width: int, height: int, seconds: float, fps: float = 
     rng = np.random.default_rng(seed)
     scene = create_scene(kind, width, height, seed=seed)
     values = {s.name: s.default for s in scene.param_specs()}
+    values["visuals.hue"] = float(rng.random())  # a colour of its own per clip, unless given
     values.update(params or {})
-    values["visuals.hue"] = float(rng.random()) if params is None or "visuals.hue" not in params else values["visuals.hue"]
     beat_len = 60.0 / bpm
     events = []
     t, beat = 0.0, 0

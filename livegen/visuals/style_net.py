@@ -22,9 +22,9 @@ Files: a dict of plain tensors and strings (fp16 weights), loaded with
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -127,27 +127,6 @@ class StyleNet(nn.Module):
         return torch.sigmoid(y)
 
 
-def style_weights(names: Sequence[str], weights: dict[str, float] | Sequence[float]) -> torch.Tensor:
-    """A (1, S) row of style weights summing to 1, from a name->weight dict or a list.
-
-    Negative weights count as 0. All-zero weights are an error here: "no style" is
-    handled by the caller (it skips the network and shows the source).
-    """
-    if isinstance(weights, dict):
-        unknown = [k for k in weights if k not in names]
-        if unknown:
-            raise ValueError(f"unknown style {unknown[0]!r}; the model has: {', '.join(names)}")
-        row = [max(0.0, float(weights.get(n, 0.0))) for n in names]
-    else:
-        row = [max(0.0, float(v)) for v in weights]
-        if len(row) != len(names):
-            raise ValueError(f"{len(row)} style weights for {len(names)} styles")
-    total = sum(row)
-    if total <= 0.0:
-        raise ValueError("all style weights are 0")
-    return torch.tensor([[v / total for v in row]], dtype=torch.float32)
-
-
 def save_style_net(net: StyleNet, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write the network as fp16 tensors plus its config (atomic)."""
     path = Path(path)
@@ -194,6 +173,3 @@ def load_style_net(path: str | Path, device: str | torch.device = "cpu") -> Styl
     net.meta = dict(payload.get("meta") or {})  # type: ignore[assignment]
     return net.to(device).eval()
 
-
-def config_dict(config: StyleNetConfig) -> dict[str, Any]:
-    return asdict(config)

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import statistics
 import threading
 import time
-from collections import deque
 from multiprocessing import shared_memory
 from pathlib import Path
 
 import numpy as np
 
-from livegen.visuals.style_worker import StyledFrame
+from livegen.visuals.style_worker import StyledFrame, StyleResults
 from livegen.visuals.stylizer import StyleSettings
 
 log = logging.getLogger("livegen.visuals")
@@ -84,11 +82,12 @@ def _child(conn, model: str, threads: int, compile_: bool, shape: tuple[int, int
             s.close()
 
 
-class StyleProcess:
+class StyleProcess(StyleResults):
     """Runs the style network in a child process (see the module docstring)."""
 
     def __init__(self, model: str | Path, styles: list[str], size: tuple[int, int], threads: int = 1,
                  compile: bool = False, nice: int = 10) -> None:
+        super().__init__()
         self.model = str(model)
         self.styles = list(styles)
         self.height, self.width = size
@@ -100,19 +99,12 @@ class StyleProcess:
         nbytes = self.height * self.width * 3
         self._shms = [shared_memory.SharedMemory(create=True, size=nbytes) for _ in range(4)]
         self._slots = [np.ndarray(self._shape, np.uint8, buffer=s.buf) for s in self._shms]
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
         self._conn = None
         self._proc = None
         self._reader: threading.Thread | None = None
-        self._latest: StyledFrame | None = None
-        self._seq = 0
-        self._inflight: dict[int, bool] = {}
+        self._busy = False  # a frame was sent and its result is not back yet
         self._stopping = False
-        self.ready = threading.Event()
-        self.submitted = self.done = self.dropped = self.errors = self.restarts = 0
-        self._latencies: deque[float] = deque(maxlen=600)
-        self._run_ms: deque[float] = deque(maxlen=600)
+        self.restarts = 0
         self.stylizer = self  # what reports read: .styles, .compiled
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -158,22 +150,18 @@ class StyleProcess:
         self._shms = []
 
     # -- frames ----------------------------------------------------------------------------
-    @property
-    def last_seq(self) -> int:
-        return self._seq
-
     def submit(self, frame: np.ndarray, settings: StyleSettings) -> int:
         """Offer a frame (never blocks); frames of another size pass through unstyled."""
-        with self._lock:
+        with self._cond:
             self._seq += 1
             seq = self._seq
             self.submitted += 1
         if frame.shape != self._shape or not self.ready.is_set() or self._conn is None:
             return seq
         self._slots[seq % 2][...] = frame
-        if self._inflight:
+        if self._busy:
             self.dropped += 1  # the process is busy: this one replaces whatever waits
-        self._inflight[seq] = True
+        self._busy = True
         try:
             self._conn.send(("frame", seq, time.monotonic(), list(settings.weights), settings.intensity,
                              settings.preserve_colour))
@@ -181,25 +169,8 @@ class StyleProcess:
             pass  # the reader thread notices and restarts the process
         return seq
 
-    def latest(self) -> StyledFrame | None:
-        return self._latest
-
-    def wait_for(self, seq: int, timeout: float = 5.0) -> StyledFrame | None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._latest is None or self._latest.seq < seq:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
-            return self._latest
-
     def stats(self) -> dict[str, float]:
-        lat, run = list(self._latencies), list(self._run_ms)
-        return {"submitted": self.submitted, "done": self.done, "dropped": self.dropped, "errors": self.errors,
-                "restarts": self.restarts,
-                "latency_ms_median": statistics.median(lat) * 1000 if lat else float("nan"),
-                "run_ms_median": statistics.median(run) if run else float("nan")}
+        return {**super().stats(), "restarts": self.restarts}
 
     # -- results -------------------------------------------------------------------------------
     def _read(self) -> None:
@@ -215,15 +186,9 @@ class StyleProcess:
                 self.ready.set()
             elif kind == "done":
                 _, seq, submitted, run_ms = msg
-                self._inflight.clear()
+                self._busy = False
                 out = self._slots[2 + seq % 2].copy()
-                result = StyledFrame(out, seq, submitted, time.monotonic(), True)
-                with self._cond:
-                    self._latest = result
-                    self.done += 1
-                    self._run_ms.append(run_ms)
-                    self._latencies.append(result.latency)
-                    self._cond.notify_all()
+                self._publish(StyledFrame(out, seq, submitted, time.monotonic(), True), run_ms)
             elif kind == "error":
                 self.errors += 1
                 log.warning("style network process failed: %s; frames are shown unstyled", msg[1])
@@ -234,7 +199,7 @@ class StyleProcess:
 
     def _restart(self) -> None:
         self.ready.clear()
-        self._inflight.clear()
+        self._busy = False
         if self._proc is not None:
             self._proc.join(2)
             code = self._proc.exitcode

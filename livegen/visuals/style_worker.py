@@ -42,20 +42,13 @@ class StyledFrame:
         return self.done - self.submitted
 
 
-class StyleWorker:
-    """Runs a :class:`Stylizer` on a thread of its own (see the module docstring)."""
+class StyleResults:
+    """What both workers (thread and process) share: numbering the submitted frames,
+    keeping the newest result, waiting for one, and the counts a benchmark reports."""
 
-    def __init__(self, stylizer: Stylizer, threads: int | None = 1, warm_up: tuple[int, int] | None = None,
-                 nice: int = 10) -> None:
-        self.stylizer = stylizer
-        self.nice = nice
-        self.threads = threads
-        self.warm_up_size = warm_up  # (height, width) to run once before the first frame
+    def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._pending: tuple[np.ndarray, StyleSettings, int, float] | None = None
         self._latest: StyledFrame | None = None
-        self._stop = False
-        self._thread: threading.Thread | None = None
         self._seq = 0
         self.submitted = 0
         self.dropped = 0          # replaced by a newer frame before the worker took it
@@ -64,24 +57,6 @@ class StyleWorker:
         self.ready = threading.Event()  # set once warmed up (compiled, if compiling)
         self._latencies: deque[float] = deque(maxlen=600)
         self._run_ms: deque[float] = deque(maxlen=600)
-        self._warned: set[str] = set()
-
-    def start(self) -> "StyleWorker":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="livegen-style", daemon=False)
-            self._thread.start()
-        return self
-
-    def submit(self, frame: np.ndarray, settings: StyleSettings) -> int:
-        """Offer a frame (never blocks); returns its sequence number."""
-        with self._cond:
-            self._seq += 1
-            if self._pending is not None:
-                self.dropped += 1
-            self._pending = (frame, settings, self._seq, time.monotonic())
-            self.submitted += 1
-            self._cond.notify()
-            return self._seq
 
     @property
     def last_seq(self) -> int:
@@ -104,13 +79,55 @@ class StyleWorker:
             return self._latest
 
     def stats(self) -> dict[str, float]:
-        lat = list(self._latencies)
-        run = list(self._run_ms)
+        lat, run = list(self._latencies), list(self._run_ms)
         return {
             "submitted": self.submitted, "done": self.done, "dropped": self.dropped, "errors": self.errors,
             "latency_ms_median": statistics.median(lat) * 1000 if lat else float("nan"),
             "run_ms_median": statistics.median(run) if run else float("nan"),
         }
+
+    def _publish(self, result: StyledFrame, run_ms: float) -> None:
+        """Make ``result`` the newest and wake whoever waits for it."""
+        with self._cond:
+            self._latest = result
+            self.done += 1
+            if result.styled:
+                self._run_ms.append(run_ms)
+            self._latencies.append(result.latency)
+            self._cond.notify_all()
+
+
+class StyleWorker(StyleResults):
+    """Runs a :class:`Stylizer` on a thread of its own (see the module docstring)."""
+
+    def __init__(self, stylizer: Stylizer, threads: int | None = 1, warm_up: tuple[int, int] | None = None,
+                 nice: int = 10) -> None:
+        super().__init__()
+        self.stylizer = stylizer
+        self.nice = nice
+        self.threads = threads
+        self.warm_up_size = warm_up  # (height, width) to run once before the first frame
+        self._pending: tuple[np.ndarray, StyleSettings, int, float] | None = None
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._warned: set[str] = set()
+
+    def start(self) -> "StyleWorker":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="livegen-style", daemon=False)
+            self._thread.start()
+        return self
+
+    def submit(self, frame: np.ndarray, settings: StyleSettings) -> int:
+        """Offer a frame (never blocks); returns its sequence number."""
+        with self._cond:
+            self._seq += 1
+            if self._pending is not None:
+                self.dropped += 1
+            self._pending = (frame, settings, self._seq, time.monotonic())
+            self.submitted += 1
+            self._cond.notify()
+            return self._seq
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the frame in hand and join the thread (never leave torch mid-kernel)."""
@@ -158,11 +175,4 @@ class StyleWorker:
                                 "showing frames unstyled")
                 out, styled = frame, False
             run_ms = (time.perf_counter() - t0) * 1000.0
-            result = StyledFrame(out, seq, submitted, time.monotonic(), styled)
-            with self._cond:
-                self._latest = result
-                self.done += 1
-                if styled:
-                    self._run_ms.append(run_ms)
-                self._latencies.append(result.latency)
-                self._cond.notify_all()
+            self._publish(StyledFrame(out, seq, submitted, time.monotonic(), styled), run_ms)

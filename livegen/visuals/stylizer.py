@@ -14,7 +14,7 @@ Paths:
 - ``"reference"``: plain fp32 NCHW eager, the yardstick the fast path is checked against.
 
 bf16 was measured and is not offered: with these narrow layers oneDNN's bf16 kernels ran
-5-8x slower than fp32 on this CPU (see ``livegen bench style``).
+7-10x slower than fp32 on this CPU (see ``livegen bench style``).
 """
 
 from __future__ import annotations

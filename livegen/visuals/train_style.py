@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import shlex
 import sys
@@ -265,7 +264,7 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
     write_png(out / "preview.png", preview_grid(net, previews, device))
     _write_json(out / "history.json", history)
     plot_history(history, out / "loss.png")
-    summary = {"config": _plain(asdict(cfg)), "styles": names, "steps": step, "stopped": stopped,
+    summary = {"config": asdict(cfg), "styles": names, "steps": step, "stopped": stopped,
                "trained_minutes": round(trained_s / 60.0, 2), "setup_seconds": round(setup_s, 1),
                "device": str(device), "threads": torch.get_num_threads(),
                "final": history[-1] if history else {}, "command": command_line(),
@@ -273,14 +272,6 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
     _write_json(out / "summary.json", summary)
     (out / "MODEL_CARD.md").write_text(model_card(summary), encoding="utf-8")
     return summary
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -352,9 +343,3 @@ def command_line() -> str:
     args = sys.argv[1:]
     return "livegen " + " ".join(shlex.quote(a) for a in args) if args else "livegen train style"
 
-
-def steps_per_minute(history: list[dict[str, float]]) -> float:
-    if len(history) < 2:
-        return math.nan
-    a, b = history[0], history[-1]
-    return (b["step"] - a["step"]) / max(1e-9, b["minutes"] - a["minutes"])
