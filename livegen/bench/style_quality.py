@@ -2,8 +2,10 @@
 
 Quality: on three 320x240 content frames (two scenes, one photo) and every style, the
 fast network's output is scored under the loss network it was trained with (content and
-style loss, exactly the training terms), next to the Gatys optimum for the same image,
-style and weights (L-BFGS from the content image). Ratio fast/Gatys of the style loss.
+style loss, exactly the training terms), next to the Gatys optimum for the same image and
+style under the same objective: the content, style and total-variation weights the model
+was trained with, read from its file (L-BFGS from the content image). Ratio fast/Gatys of
+the style loss.
 
 Flicker: on moving scenes (ripples and flow, 30 fps) the mean absolute frame-to-frame
 change of the output divided by that of the input, for the model and, with
@@ -62,6 +64,11 @@ def run(model: Path | None, baseline: Path | None, steps: int, styles: list[str]
     loss_net = make_loss_net(str(meta.get("loss_net", "random")), int(meta.get("loss_seed", 0)))
     style_size = int(meta.get("style_size", 256))
     crit = StyleLoss(loss_net)
+    objective = {k: float(meta.get(k, d)) for k, d in
+                 (("content_weight", 3.0), ("style_weight", 4.0), ("tv_weight", 0.02))}
+    if reuse is not None and reuse.get("objective") != objective:
+        raise ValueError(f"--gatys-from: its Gatys optima were made for {reuse.get('objective')}, "
+                         f"this model was trained on {objective}")
     contents = content_frames()
     quality = []
     t0 = time.perf_counter()
@@ -76,7 +83,7 @@ def run(model: Path | None, baseline: Path | None, steps: int, styles: list[str]
             if old:
                 gs, gc = old[0]["gatys_style"], old[0]["gatys_content"]
             else:
-                g = optimise(c, targets, w, loss_net, steps=steps)
+                g = optimise(c, targets, w, loss_net, steps=steps, **objective)
                 gs, gc = g.style, g.content
             quality.append({"style": name, "content": cname, "fast_style": fs, "fast_content": fc,
                             "gatys_style": gs, "gatys_content": gc, "style_ratio": fs / max(1e-12, gs)})
@@ -99,7 +106,7 @@ def run(model: Path | None, baseline: Path | None, steps: int, styles: list[str]
         summary["flicker_baseline"] = statistics.mean(r["ratio"] for r in flick["baseline"])
         summary["flicker_model_vs_baseline"] = summary["flicker_model"] / summary["flicker_baseline"]
     return {"model": str(model or DEFAULT_MODEL), "baseline": str(baseline) if baseline else None,
-            "gatys_steps": steps, "quality": quality, "flicker": flick, "summary": summary,
+            "gatys_steps": steps, "objective": objective, "quality": quality, "flicker": flick, "summary": summary,
             "quality_seconds": q_seconds}
 
 
@@ -120,7 +127,9 @@ def style_grid(model: Path | None, path: Path) -> Path:
 
 
 def format_report(r: dict) -> str:
-    lines = [f"livegen bench style-quality — {r['model']} (Gatys: {r['gatys_steps']} L-BFGS iterations, 320x240)",
+    o = r.get("objective", {})
+    lines = [f"livegen bench style-quality — {r['model']} (Gatys: {r['gatys_steps']} L-BFGS iterations, 320x240; "
+             f"objective: content {o.get('content_weight')}, style {o.get('style_weight')}, tv {o.get('tv_weight')})",
              f"{'style':<22} {'content':<16} {'fast style':>10} {'Gatys style':>11} {'ratio':>6} "
              f"{'fast content':>12} {'Gatys content':>13}"]
     for q in r["quality"]:

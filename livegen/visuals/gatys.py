@@ -27,7 +27,7 @@ class GatysResult:
 
 
 def optimise(content: torch.Tensor, targets: dict[int, torch.Tensor], weights: torch.Tensor, loss_net: FeatureNet,
-             content_weight: float = 1.0, style_weight: float = 4.0, tv_weight: float = 0.02, steps: int = 200,
+             content_weight: float = 3.0, style_weight: float = 4.0, tv_weight: float = 0.02, steps: int = 200,
              progress: Callable[[int, float], None] | None = None) -> GatysResult:
     """Optimise a (3, h, w) image toward ``targets`` blended by ``weights`` (1, S)."""
     criterion = StyleLoss(loss_net)
