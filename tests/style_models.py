@@ -27,5 +27,7 @@ def solid_colour(path: Path, rgb=(0.0, 1.0, 0.0)) -> Path:
     net = StyleNet(StyleNetConfig(styles=["solid"], channels=(8, 8, 8), res_blocks=1))
     with torch.no_grad():
         net.out.weight.zero_()
-        net.out.bias.copy_(torch.tensor([8.0 if c > 0.5 else -8.0 for c in rgb]))
+        bias = torch.tensor([8.0 if c > 0.5 else -8.0 for c in rgb])
+        # a pixel-shuffle output layer has 4 channels (a 2x2 block) per colour
+        net.out.bias.copy_(bias.repeat_interleave(net.out.bias.numel() // 3))
     return save_style_net(net, path)
