@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--style-model", type=Path, help="style model for --style (default: shipped)")
     timing.add_argument("--style-threads", type=int, default=1, help="torch threads of the style worker")
     timing.add_argument("--visuals-size", default="320x240", help="visuals frame size WxH")
+    timing.add_argument("--visuals-fps", type=int, default=30,
+                        help="frames rendered per second (the styled rate can be at most this)")
     timing.add_argument("--style-compile", action="store_true", help="torch.compile the style network (cached)")
     timing.add_argument("--style-worker", choices=("process", "thread"), default="process",
                         help="where the style network runs")
@@ -136,14 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--steps", type=int, default=4000)
     ts.add_argument("--batch", type=int, default=4)
     ts.add_argument("--size", type=int, default=128, help="training crop side in pixels")
+    ts.add_argument("--render-size", type=_frame_size, default=(320, 240), metavar="WxH",
+                    help="size the scenes are rendered at for content crops (default: the show's 320x240)")
     ts.add_argument("--style-size", type=int, default=256, help="shorter side of the paintings for their statistics")
     ts.add_argument("--lr", type=float, default=5e-3)
     ts.add_argument("--content-weight", type=float, default=3.0)
     ts.add_argument("--style-weight", type=float, default=4.0)
     ts.add_argument("--tv-weight", type=float, default=0.02)
-    ts.add_argument("--temporal-weight", type=float, default=30.0, help="0 trains without the temporal term")
+    ts.add_argument("--temporal-weight", type=float, default=300.0, help="0 trains without the temporal term")
+    ts.add_argument("--temporal-gain", type=float, default=0.7,
+                    help="the most an output pixel may change between frames, per unit of its input's change")
     ts.add_argument("--loss-net", default="random",
                     help="random (default, no download), vgg16 (torchvision's ImageNet weights) or a VGG16 .pth")
+    ts.add_argument("--channels", type=lambda t: tuple(int(c) for c in t.split("/")), default=(16, 32, 64),
+                    metavar="C1/C2/C3", help="channels at 1/2, 1/4 and 1/8 of the frame size")
+    ts.add_argument("--res-blocks", type=int, default=3, help="residual blocks at 1/8 size")
+    ts.add_argument("--upsample", choices=("nearest", "shuffle"), default="shuffle",
+                    help="decoder upsampling: nearest + conv, or conv + pixel shuffle")
+    ts.add_argument("--skips", action=argparse.BooleanOptionalAction, default=True,
+                    help="skip connections from the encoder to the decoder")
     ts.add_argument("--loss-seed", type=int, default=0, help="seed of the random loss network")
     ts.add_argument("--preview-every", type=int, default=250)
     ts.add_argument("--checkpoint-every", type=int, default=250)
@@ -257,6 +270,18 @@ def _train_melody(args) -> int:
     return 0
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    """``WxH`` -> (W, H), for argparse."""
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) < 16:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame size like 320x240")
+    return size
+
+
 def _train_style(args) -> int:
     from livegen.visuals.images import ImageError
     from livegen.visuals.loss_net import LossNetError
@@ -264,10 +289,13 @@ def _train_style(args) -> int:
 
     names = [n.strip() for n in args.names.split(",")] if args.names else []
     cfg = StyleTrainConfig(styles=[str(p) for p in args.styles], out=str(args.out), names=names,
-                           content=[str(p) for p in args.content], size=args.size, style_size=args.style_size,
+                           content=[str(p) for p in args.content], size=args.size, render_size=args.render_size,
+                           style_size=args.style_size,
                            batch=args.batch, steps=args.steps, lr=args.lr, content_weight=args.content_weight,
                            style_weight=args.style_weight, tv_weight=args.tv_weight,
-                           temporal_weight=args.temporal_weight, loss_net=args.loss_net, loss_seed=args.loss_seed,
+                           temporal_weight=args.temporal_weight, temporal_gain=args.temporal_gain, loss_net=args.loss_net, loss_seed=args.loss_seed,
+                           channels=args.channels, res_blocks=args.res_blocks, upsample=args.upsample,
+                           skips=args.skips,
                            preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
                            max_minutes=args.max_minutes, threads=args.threads, seed=args.seed, device=args.device,
                            resume=args.resume)

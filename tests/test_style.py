@@ -275,7 +275,7 @@ def _tiny_train_config(tmp_path: Path, **kw):
 
         save_image(p, img)
         styles.append(str(p))
-    base = dict(styles=styles, out=str(tmp_path / "run"), size=32, style_size=48, batch=2, steps=75,
+    base = dict(styles=styles, out=str(tmp_path / "run"), size=32, render_size=(64, 48), style_size=48, batch=2, steps=75,
                 scene_seconds=1.0, preview_every=50, checkpoint_every=50, threads=1)
     base.update(kw)
     return StyleTrainConfig(**base)
@@ -310,6 +310,55 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert summary["steps"] == 75
     steps = [h["step"] for h in __import__("json").loads((Path(cfg.out) / "history.json").read_text())]
     assert steps == [25, 50, 75]  # the first 50 were not trained again
+
+
+def test_temporal_term_only_punishes_output_change_beyond_the_gain():
+    from livegen.visuals.train_style import temporal_loss
+
+    x1 = torch.rand(2, 3, 16, 16)
+    x2 = x1.clone()
+    x2[..., 4:8, 4:8] += 0.2  # a moving patch
+    y1 = torch.rand(2, 3, 16, 16)
+    calm = y1 + 0.6 * (x2 - x1)       # changes where the input does, by less
+    assert float(temporal_loss(y1, calm, x1, x2, gain=0.7)) == 0.0
+    loud = y1 + 1.5 * (x2 - x1)       # amplifies the motion
+    flicker = y1.clone()
+    flicker[..., 10:14, 10:14] += 0.1  # changes where the input stood still
+    assert float(temporal_loss(y1, loud, x1, x2, gain=0.7)) == pytest.approx((0.8 * 0.2) ** 2 * 16 / 256, rel=1e-4)
+    assert float(temporal_loss(y1, flicker, x1, x2, gain=0.7)) == pytest.approx(0.1 ** 2 * 16 / 256, rel=1e-4)
+
+
+@pytest.mark.parametrize("upsample,skips,blocks", [("shuffle", True, 3), ("nearest", False, 4), ("shuffle", False, 2)])
+def test_every_architecture_keeps_any_frame_size_and_round_trips(upsample, skips, blocks, tmp_path):
+    from livegen.visuals.style_net import StyleNet, StyleNetConfig
+
+    torch.manual_seed(0)
+    net = StyleNet(StyleNetConfig(styles=["a", "b"], channels=(8, 8, 16), res_blocks=blocks,
+                                  upsample=upsample, skips=skips)).eval()
+    w = torch.tensor([[0.3, 0.7]])
+    for h, wd in ((64, 96), (61, 83), (9, 13)):
+        with torch.no_grad():
+            assert net(torch.rand(1, 3, h, wd), w).shape == (1, 3, h, wd)
+    again = load_style_net(save_style_net(net, tmp_path / "net.pt"))
+    assert (again.config.upsample, again.config.skips, again.config.res_blocks) == (upsample, skips, blocks)
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():  # the file is fp16: the same picture within fp16 rounding
+        assert float((again(x, w) - net(x, w)).abs().max()) < 5e-3
+
+
+def test_version_1_files_still_load(tmp_path):
+    """Files written before skips and pixel shuffle: nearest upsampling, no skips."""
+    from livegen.visuals.style_net import StyleNet, StyleNetConfig
+
+    net = StyleNet(StyleNetConfig(styles=["old"], channels=(8, 8, 8), res_blocks=4, upsample="nearest", skips=False))
+    path = save_style_net(net, tmp_path / "v1.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["version"] = 1
+    payload["config"] = {k: payload["config"][k] for k in ("styles", "channels", "res_blocks")}
+    torch.save(payload, path)
+    old = load_style_net(path)
+    assert (old.config.upsample, old.config.skips, old.config.res_blocks) == ("nearest", False, 4)
+    assert old(torch.rand(1, 3, 24, 32), torch.ones(1, 1)).shape == (1, 3, 24, 32)
 
 
 # -- the worker ---------------------------------------------------------------------------------
