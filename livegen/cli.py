@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--seed", type=int, default=0)
     ts.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     ts.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ts.add_argument("--init", type=Path, metavar="MODEL",
+                    help="start from this style model's weights (same styles and architecture): fine-tuning "
+                         "with a fresh optimiser and schedule")
 
     st = sub.add_parser("stylize", help="stylise an image, a folder of frames or a video (or --optimize a still)")
     st.add_argument("src", type=Path, metavar="IN")
@@ -285,6 +288,7 @@ def _frame_size(text: str) -> tuple[int, int]:
 def _train_style(args) -> int:
     from livegen.visuals.images import ImageError
     from livegen.visuals.loss_net import LossNetError
+    from livegen.visuals.style_net import StyleModelError
     from livegen.visuals.train_style import StyleTrainConfig, train
 
     names = [n.strip() for n in args.names.split(",")] if args.names else []
@@ -298,10 +302,10 @@ def _train_style(args) -> int:
                            skips=args.skips,
                            preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
                            max_minutes=args.max_minutes, threads=args.threads, seed=args.seed, device=args.device,
-                           resume=args.resume)
+                           resume=args.resume, init=str(args.init) if args.init else None)
     try:
         summary = train(cfg, progress=sys.stderr.isatty())
-    except (ValueError, ImageError, LossNetError) as e:
+    except (ValueError, ImageError, LossNetError, StyleModelError) as e:
         raise _UserError(str(e)) from None
     print(f"{summary['steps']} steps in {summary['trained_minutes']} min; wrote {args.out}/style.pt, "
           f"{args.out}/preview.png, {args.out}/loss.png and {args.out}/MODEL_CARD.md")

@@ -312,6 +312,22 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert steps == [25, 50, 75]  # the first 50 were not trained again
 
 
+def test_init_starts_from_a_saved_model_and_refuses_another_architecture(tmp_path):
+    from livegen.visuals.train_style import train
+
+    first = _tiny_train_config(tmp_path, steps=25, temporal_weight=0.0)
+    train(first, progress=False)
+    saved = Path(first.out) / "style.pt"
+    again = _tiny_train_config(tmp_path, out=str(tmp_path / "again"), steps=0, init=str(saved))
+    train(again, progress=False)
+    a, b = load_style_net(saved), load_style_net(tmp_path / "again" / "style.pt")
+    for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), k
+    other = _tiny_train_config(tmp_path, out=str(tmp_path / "other"), steps=1, res_blocks=2, init=str(saved))
+    with pytest.raises(ValueError, match="--init model"):
+        train(other, progress=False)
+
+
 def test_temporal_term_only_punishes_output_change_beyond_the_gain():
     from livegen.visuals.train_style import temporal_loss
 

@@ -82,6 +82,7 @@ class StyleTrainConfig:
     seed: int = 0
     device: str | None = None
     resume: bool = False
+    init: str | None = None                # start from this style model's weights (fine-tuning)
 
     def style_names(self) -> list[str]:
         return list(self.names) if self.names else [Path(p).stem for p in self.styles]
@@ -195,6 +196,8 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
 
     net = StyleNet(StyleNetConfig(styles=names, channels=tuple(cfg.channels), res_blocks=cfg.res_blocks,
                                   upsample=cfg.upsample, skips=cfg.skips)).to(device)
+    if cfg.init and not (cfg.resume and (out / "checkpoint.pt").is_file()):
+        _init_from(net, cfg.init)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.05)
     history: list[dict[str, float]] = []
@@ -287,6 +290,17 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
     _write_json(out / "summary.json", summary)
     (out / "MODEL_CARD.md").write_text(model_card(summary), encoding="utf-8")
     return summary
+
+
+def _init_from(net: StyleNet, path: str) -> None:
+    """Copy a saved model's weights into ``net``: same styles, same architecture."""
+    from livegen.visuals.style_net import load_style_net
+
+    src = load_style_net(path)
+    if src.config != net.config:
+        raise ValueError(f"{path}: --init model is {src.config}, this run trains {net.config}")
+    net.load_state_dict(src.state_dict())
+    log.info("starting from the weights of %s", path)
 
 
 def temporal_loss(y1: torch.Tensor, y2: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
