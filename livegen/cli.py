@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the style network on the visuals in the rig (instead of the TransformerNet worker)")
     timing.add_argument("--style-model", type=Path, help="style model for --style (default: shipped)")
     timing.add_argument("--style-threads", type=int, default=1, help="torch threads of the style worker")
-    timing.add_argument("--visuals-size", default="320x240", help="visuals frame size WxH")
+    timing.add_argument("--visuals-size", type=_frame_size, default=(320, 240), metavar="WxH",
+                        help="visuals frame size")
     timing.add_argument("--visuals-fps", type=int, default=30,
                         help="frames rendered per second (the styled rate can be at most this)")
     timing.add_argument("--style-compile", action="store_true", help="torch.compile the style network (cached)")
@@ -225,8 +226,12 @@ def main(argv: list[str] | None = None) -> int:
             return bench_style(args)
         if args.command == "bench" and args.bench == "style-quality":
             from livegen.bench.style_quality import main as bench_style_quality
+            from livegen.visuals.style_net import StyleModelError
 
-            return bench_style_quality(args)
+            try:
+                return bench_style_quality(args)
+            except (ValueError, StyleModelError, OSError) as e:  # a bad --model, --gatys-from...
+                raise _UserError(str(e)) from None
         if args.command == "train" and args.train == "melody":
             return _train_melody(args)
         if args.command == "train" and args.train == "style":

@@ -66,9 +66,9 @@ def run(model: Path | None, baseline: Path | None, steps: int, styles: list[str]
     crit = StyleLoss(loss_net)
     objective = {k: float(meta.get(k, d)) for k, d in
                  (("content_weight", 3.0), ("style_weight", 4.0), ("tv_weight", 0.02))}
-    if reuse is not None and reuse.get("objective") != objective:
-        raise ValueError(f"--gatys-from: its Gatys optima were made for {reuse.get('objective')}, "
-                         f"this model was trained on {objective}")
+    if reuse is not None and (reuse.get("objective"), reuse.get("gatys_steps")) != (objective, steps):
+        raise ValueError(f"--gatys-from: its Gatys optima were made for {reuse.get('objective')} in "
+                         f"{reuse.get('gatys_steps')} iterations; this run asks {objective} in {steps}")
     contents = content_frames()
     quality = []
     t0 = time.perf_counter()

@@ -175,7 +175,7 @@ async def _run(args) -> dict:
         style_toml = (f'style = true\nstyle_threads = {int(getattr(args, "style_threads", 1))}\n'
                       f'style_model = "{model}"\nstyle_compile = {compile_}\n'
                       f'style_worker = "{getattr(args, "style_worker", "process")}"\n')
-    width, _, height = str(getattr(args, "visuals_size", "320x240")).partition("x")
+    width, height = getattr(args, "visuals_size", (320, 240))
     patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port, generator=gen,
                                            style=style_toml, width=int(width), height=int(height),
                                            fps=int(getattr(args, "visuals_fps", 30))), "<bench>")

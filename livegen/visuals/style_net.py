@@ -11,7 +11,8 @@ shaped for a laptop CPU rather than a GPU:
   1/16 at twice the width; 22x fewer multiply-adds per 320x240 frame (0.53 G vs 11.8 G);
 - squeezing a frame that hard loses its detail, so the decoder gets each encoder level's
   features back at the same size (skip connections, as in a U-Net; an add, nearly free).
-  In 600-step trials the skips cut the content loss by a fifth at the same style loss;
+  In 600-step trials from scratch (this network's decoder vs version 1's) the content loss
+  was 0.66 vs 0.80 and the style loss 0.41 vs 0.36;
 - the decoder doubles the size with a convolution at the smaller size followed by a pixel
   shuffle (Shi et al. 2016) instead of nearest upsampling and a convolution at the larger
   size: the same multiply-adds, no upsampled copies;

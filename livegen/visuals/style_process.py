@@ -37,12 +37,9 @@ RESTARTS = 3  # after this many crashes the frames stay unstyled (and the log sa
 def _child(conn, model: str, threads: int, compile_: bool, shape: tuple[int, int, int], names: list[str],
            nice: int) -> None:
     """The worker process: load, warm up, then stylise the newest frame, forever."""
-    import os
+    from livegen.realtime import lower_process_priority
 
-    try:
-        os.nice(nice)
-    except OSError:
-        pass
+    lower_process_priority(nice)  # the music's processes come first
     import torch
 
     torch.set_num_threads(max(1, threads))
