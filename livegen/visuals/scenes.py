@@ -254,7 +254,8 @@ class RippleField(_SceneBase):
         self._sp_next = 0
         self._trail = np.zeros((3, height, width), np.float32)
         self._scratch = np.empty((height, width), np.float32)
-        self._half = ((height + 1) // 2, (width + 1) // 2)
+        self._half_img = np.zeros((3, (height + 1) // 2, (width + 1) // 2), np.float32)
+        self._img = np.empty((3, height, width), np.float32)
         self._last_t: float | None = None
         yy = np.linspace(0.0, 1.0, height, dtype=np.float32)
         self._bg_shape = (0.35 + 0.65 * (1.0 - yy) ** 2)[:, None]  # a vertical wash
@@ -293,7 +294,11 @@ class RippleField(_SceneBase):
 
     @staticmethod
     def _splat(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, rgb: np.ndarray) -> None:
-        """Add points to planar ``img`` (3, h, w) with bilinear weights; ``rgb`` is (n, 3)."""
+        """Add points to planar ``img`` (3, h, w) with bilinear weights; ``rgb`` is (n, 3).
+
+        ``np.add.at`` on the touched pixels only: a bincount over the whole frame zeroes,
+        converts and adds 3 frames' worth of memory for a few thousand points.
+        """
         h, w = img.shape[1], img.shape[2]
         ok = (xs >= 0) & (xs < w - 1) & (ys >= 0) & (ys < h - 1)
         if not ok.any():
@@ -306,11 +311,9 @@ class RippleField(_SceneBase):
         base = y0 * w + x0
         idx = np.concatenate([base, base + 1, base + w, base + w + 1])
         wt = np.concatenate([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])
-        # One bincount for all three planes: plane c's pixels are offset by c * h * w.
-        n = h * w
-        idx3 = np.concatenate([idx, idx + n, idx + 2 * n])
-        w3 = np.concatenate([wt * np.tile(rgb[:, c], 4) for c in range(3)])
-        img += np.bincount(idx3, weights=w3, minlength=3 * n).reshape(img.shape).astype(np.float32)
+        flat = img.reshape(3, -1)
+        for c in range(3):
+            np.add.at(flat[c], idx, wt * np.tile(rgb[:, c], 4))
 
     def render(self, t: float, params: Mapping[str, float]) -> np.ndarray:
         """Draw the frame for time ``t`` (engine seconds)."""
@@ -337,14 +340,14 @@ class RippleField(_SceneBase):
             rgb = palette[self._sp_pitch[alive]] * fade[:, None]
             self._splat(self._trail, pos[:, 0], pos[:, 1], rgb)
         np.clip(self._trail, 0.0, 3.0, out=self._trail)
-        img = self._trail.copy()
 
-        # Background: a hue-tinted wash that jumps on each beat.
+        # Background: a hue-tinted wash that jumps on each beat, under the trails.
         pulse = self._pulse(t)
         bg = np.array(colorsys.hsv_to_rgb((hue + 0.62) % 1.0, 0.7, 1.0), np.float32)
         bg *= np.float32(0.05 + 0.22 * pulse)
+        img = self._img
         for c in range(3):
-            img[c] += self._bg_shape * bg[c]
+            np.add(self._trail[c], self._bg_shape * bg[c], out=img[c])
 
         # Rings (half resolution): points round the circumference, fading as they grow.
         self._rings = [r for r in self._rings if t - r[2] < self.RING_LIFE]
@@ -366,7 +369,8 @@ class RippleField(_SceneBase):
                 ys_all.append(np.float32(y / 2) + rr * np.sin(th))
                 rgb_all.append(np.broadcast_to(col * np.float32(wgt), (n, 3)))
         # Held notes glow where they are; released ones fade.
-        half = np.zeros((3, *self._half), np.float32)
+        half = self._half_img
+        half.fill(0.0)
         glow: tuple[list, list, list, list] = ([], [], [], [])
         for v in self._live_voices(t):
             level = self._voice_level(v, t)
@@ -377,7 +381,14 @@ class RippleField(_SceneBase):
         self._glows(half, *glow)
         if xs_all:
             self._splat(half, np.concatenate(xs_all), np.concatenate(ys_all), np.concatenate(rgb_all))
-        img += np.repeat(np.repeat(half, 2, axis=1), 2, axis=2)[:, :self.height, :self.width]
+        h2, w2 = self.height // 2, self.width // 2
+        # Upsample by 2 as a broadcast add into 2x2 blocks (no upsampled copy); an odd
+        # last row or column takes the nearest half-resolution pixel.
+        img[:, :2 * h2, :2 * w2].reshape(3, h2, 2, w2, 2)[...] += half[:, :h2, None, :w2, None]
+        if self.height % 2:
+            img[:, -1, :2 * w2].reshape(3, w2, 2)[...] += half[:, -1, :w2, None]
+        if self.width % 2:
+            img[:, :, -1] += np.repeat(half[:, :, -1], 2, axis=1)[:, :self.height]
         return _to_uint8(img, brightness, self._scratch)
 
 
