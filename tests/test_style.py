@@ -54,6 +54,18 @@ def test_fast_path_matches_fp32_reference(model_path, frame):
     assert diff.max() <= 1  # rounding to 8 bits at most one step apart
 
 
+def test_fast_path_reorders_a_copy_and_the_copy_cannot_be_saved(model_path, frame, tmp_path):
+    net = load_style_net(model_path)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fast = Stylizer(net, device="cpu", path="fast")
+    assert fast.net is not net and fast.net.pixel_major and not net.pixel_major
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the caller's weights untouched
+    assert not torch.equal(fast.net.out.weight, net.out.weight.to(fast.net.out.weight))
+    with pytest.raises(ValueError, match="reordered"):
+        save_style_net(fast.net, tmp_path / "reordered.pt")
+    save_style_net(net, tmp_path / "original.pt")  # the original still saves
+
+
 def test_compiled_path_matches_fp32_reference(model_path, frame, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     ref = Stylizer(load_style_net(model_path), device="cpu", path="reference")

@@ -104,6 +104,32 @@ class _Residual(nn.Module):
         return x + self.b(self.a(x, weights), weights)
 
 
+def pixel_shuffle2(y: torch.Tensor, pixel_major: bool = False) -> torch.Tensor:
+    """2x pixel shuffle. ``pixel_major`` reads channel ``k * C + c`` (k = 2i + j, the
+    place in the 2x2 block) instead of torch's ``c * 4 + k``.
+
+    In channels-last memory that order makes the shuffle a copy of whole runs of ``2C``
+    values; ``F.pixel_shuffle`` on channels-last tensors gathers value by value (1.0 vs
+    0.27 ms for the 320x240 output here). See :meth:`StyleNet.pixel_major_`.
+    """
+    if not pixel_major:
+        return F.pixel_shuffle(y, 2)
+    n, c4, h, w = y.shape
+    c = c4 // 4
+    m = y.permute(0, 2, 3, 1).reshape(n, h, w, 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, c)
+    return m.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+
+
+def _pixel_major(conv: nn.Conv2d) -> None:
+    """Reorder a convolution's outputs from torch's shuffle order to pixel-major order."""
+    with torch.no_grad():
+        c = conv.out_channels // 4
+        w = conv.weight
+        conv.weight.copy_(w.reshape(c, 4, *w.shape[1:]).transpose(0, 1).reshape(w.shape))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias.reshape(c, 4).t().reshape(-1))
+
+
 class _ShuffleUp(nn.Module):
     """Double the size: a 3x3 convolution to 4x the channels, pixel shuffle, norm, ReLU.
 
@@ -115,9 +141,10 @@ class _ShuffleUp(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout * 4, 3, 1, 1, bias=False)
         self.norm = ConditionalInstanceNorm(cout, n_styles)
+        self.pixel_major = False
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(F.pixel_shuffle(self.conv(x), 2), weights))
+        return F.relu(self.norm(pixel_shuffle2(self.conv(x), self.pixel_major), weights))
 
 
 class StyleNet(nn.Module):
@@ -139,10 +166,26 @@ class StyleNet(nn.Module):
         self.up = nn.ModuleList([_ShuffleUp(c3, c2, s) if self.shuffle else _ConvNorm(c3, c2, s),
                                  _ShuffleUp(c2, c1, s) if self.shuffle else _ConvNorm(c2, c1, s)])
         self.out = nn.Conv2d(c1, 3 * k, 3, 1, 1)
+        self.pixel_major = False
 
     @property
     def styles(self) -> list[str]:
         return self.config.styles
+
+    def pixel_major_(self) -> "StyleNet":
+        """Reorder the convolutions before each pixel shuffle for channels-last inference.
+
+        The same function, faster in channels-last memory (see :func:`pixel_shuffle2`).
+        Only for a copy used to run frames: the reordered weights are not the file's
+        order, so such a network refuses to be saved.
+        """
+        if self.shuffle and not self.pixel_major:
+            for layer in self.up:
+                _pixel_major(layer.conv)
+                layer.pixel_major = True
+            _pixel_major(self.out)
+            self.pixel_major = True
+        return self
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -160,7 +203,7 @@ class StyleNet(nn.Module):
                     skip = F.pad(skip, (0, y.shape[-1] - skip.shape[-1], 0, y.shape[-2] - skip.shape[-2]))
                 y = y + skip
         if self.shuffle:
-            y = F.pixel_shuffle(self.out(y), 2)
+            y = pixel_shuffle2(self.out(y), self.pixel_major)
         else:
             y = self.out(F.interpolate(y, scale_factor=2.0, mode="nearest"))
         if y.shape[-2:] != (h, w):  # sizes that are not multiples of 8
@@ -170,6 +213,9 @@ class StyleNet(nn.Module):
 
 def save_style_net(net: StyleNet, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write the network as fp16 tensors plus its config (atomic)."""
+    if getattr(net, "pixel_major", False):
+        raise ValueError("this style network's weights were reordered for inference (pixel_major_); "
+                         "save the network it was copied from")
     path = Path(path)
     payload = {
         "format": FILE_FORMAT,
