@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--style-compile", action="store_true", help="torch.compile the style network (cached)")
     timing.add_argument("--style-worker", choices=("process", "thread"), default="process",
                         help="where the style network runs")
+    timing.add_argument("--style-processes", type=int, default=None,
+                        help="style processes on alternate frames (default: the patch default)")
     mbench = bsub.add_parser("melody", help="melody RNN step latency (1 thread) and batched tokens/s")
     mbench.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     mbench.add_argument("--steps", type=int, default=5000)

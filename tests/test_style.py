@@ -492,7 +492,7 @@ def test_style_process_gives_the_same_picture_and_never_blocks(model_path, frame
         assert proc.stats()["done"] >= 1
     finally:
         proc.stop()
-    assert proc._proc is None and proc._shms == []
+    assert all(lane.proc is None and lane.shms == [] for lane in proc.lanes)
 
 
 def test_style_process_is_restarted_after_a_crash(model_path, frame, caplog):
@@ -501,17 +501,53 @@ def test_style_process_is_restarted_after_a_crash(model_path, frame, caplog):
 
     from livegen.visuals.style_process import StyleProcess
 
-    proc = StyleProcess(model_path, ["red", "green", "blue"], frame.shape[:2]).start()
+    proc = StyleProcess(model_path, ["red", "green", "blue"], frame.shape[:2], processes=1).start()
     try:
         assert proc.ready.wait(60)
-        first = proc._proc.pid
+        first = proc.lanes[0].proc.pid
         os.kill(first, signal.SIGKILL)  # a driver crash, the OOM killer...
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (proc.restarts == 1 and proc.ready.is_set()):
             time.sleep(0.05)
-        assert proc.restarts == 1 and proc.ready.is_set() and proc._proc.pid != first
+        assert proc.restarts == 1 and proc.ready.is_set() and proc.lanes[0].proc.pid != first
         res = proc.wait_for(proc.submit(frame, StyleSettings([1, 0, 0])), timeout=30)
         assert res is not None and res.styled
     finally:
         proc.stop()
     assert any("restarting it" in r.getMessage() for r in caplog.records)
+
+
+def test_two_style_processes_share_the_frames_and_show_them_in_order(model_path, frame):
+    import os
+    import signal
+
+    from livegen.visuals.style_process import StyleProcess
+
+    st = Stylizer(load_style_net(model_path), device="cpu")
+    proc = StyleProcess(model_path, st.styles, frame.shape[:2], processes=2).start()
+    try:
+        assert proc.ready.wait(60) and all(lane.ready.is_set() for lane in proc.lanes)
+        shown = []
+        for i in range(24):  # bursts of frames faster than one process styles them
+            seq = proc.submit(frame, StyleSettings([1, 0, 0]))
+            res = proc.latest()
+            if res is not None:
+                shown.append(res.seq)
+            if i % 4 == 3:
+                time.sleep(0.01)
+        last = proc.wait_for(seq, timeout=30)
+        assert last is not None and last.styled and np.array_equal(last.frame, st(frame, StyleSettings([1, 0, 0])))
+        assert shown == sorted(shown)  # a slower process never puts an older picture back
+        assert proc.stats()["processes"] == 2
+        assert all(lane.frames > 0 for lane in proc.lanes)  # with one busy, frames go to the other
+        # one process dies: the other keeps styling while it restarts
+        os.kill(proc.lanes[0].proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.lanes[0].ready.is_set():
+            time.sleep(0.02)
+        assert proc.ready.is_set()
+        res = proc.wait_for(proc.submit(frame, StyleSettings([0, 0, 1])), timeout=30)
+        assert res is not None and res.styled
+    finally:
+        proc.stop()
+    assert all(lane.proc is None and lane.shms == [] for lane in proc.lanes)

@@ -175,6 +175,8 @@ async def _run(args) -> dict:
         style_toml = (f'style = true\nstyle_threads = {int(getattr(args, "style_threads", 1))}\n'
                       f'style_model = "{model}"\nstyle_compile = {compile_}\n'
                       f'style_worker = "{getattr(args, "style_worker", "process")}"\n')
+        if getattr(args, "style_processes", None):
+            style_toml += f"style_processes = {int(args.style_processes)}\n"
     width, height = getattr(args, "visuals_size", (320, 240))
     patch = parse_patch(BENCH_PATCH.format(bpm=args.bpm, device=device, port=port, generator=gen,
                                            style=style_toml, width=int(width), height=int(height),
@@ -282,7 +284,9 @@ def format_report(r: dict) -> str:
                      f"({r.get('visuals_size', '320x240')} ripples, as in a show)")
     st = r.get("style")
     if st:
-        lines.append(f"style network ({st['threads']} thread(s), {'compiled' if st.get('compiled') else 'eager'}, {st.get('worker')}): {st['styled_per_s']:.1f} styled frames/s, "
+        procs = f"{st['processes']} processes x " if st.get("processes", 1) > 1 else ""
+        lines.append(f"style network ({procs}{st['threads']} thread(s), {'compiled' if st.get('compiled') else 'eager'}, {st.get('worker')}): {st['styled_per_s']:.1f} styled frames/s, "
+                     f"one every {st.get('interval_ms_median', float('nan')):.1f} ms (median), "
                      f"network median {st['run_ms_median']:.1f} ms, frame latency median {st['latency_ms_median']:.1f} ms, "
                      f"frames replaced before styling {st['dropped']}, errors {st['errors']}")
     lines.append(f"OSC in -> parameter applied: {o['applied']}/{o['sent']} messages, median {o['median_ms']:.3f} ms, "

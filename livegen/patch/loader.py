@@ -759,7 +759,8 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
     # [visuals]
     t = c.section(doc, "visuals", ("enabled", "width", "height", "fps", "scale", "source", "fullscreen", "sources",
                                    "source_file", "style", "style_model", "style_quantize", "style_threads",
-                                   "style_compile", "style_worker", "display", "screenshot_dir"))
+                                   "style_compile", "style_worker", "style_processes", "display",
+                                   "screenshot_dir"))
     p = ("visuals",)
     visuals = VisualsConfig(
         enabled=c.boolean(p + ("enabled",), t.get("enabled", True)),
@@ -777,6 +778,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         style_threads=c.integer(p + ("style_threads",), t.get("style_threads", 1), 1, 64),
         style_compile=c.boolean(p + ("style_compile",), t.get("style_compile", False)),
         style_worker=c.choice(p + ("style_worker",), t.get("style_worker", "process"), ("process", "thread")),
+        style_processes=c.integer(p + ("style_processes",), t.get("style_processes", 2), 1, 8),
         display=c.integer(p + ("display",), t.get("display", 0), 0, 16),
         screenshot_dir=_relative_to(c.file, c.string(p + ("screenshot_dir",), t.get("screenshot_dir", ""))),
     )

@@ -164,6 +164,7 @@ class VisualsConfig:
     style_threads: int = 1             # torch threads for the style network
     style_compile: bool = False        # torch.compile the network (first run compiles; cached after)
     style_worker: str = "process"      # "process" (own interpreter, restarted if it dies) or "thread"
+    style_processes: int = 2           # style processes working on alternate frames ("process" worker)
     display: int = 0                   # which screen the window opens on
     screenshot_dir: str = ""           # where screenshots go ("" = ./screenshots)
 

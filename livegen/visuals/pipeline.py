@@ -163,7 +163,8 @@ def build_pipeline(visuals, seed: int = 0, warn: Callable[[str], None] = log.war
             from livegen.visuals.style_process import StyleProcess
 
             style_worker = StyleProcess(v.style_model or DEFAULT_MODEL, stylizer.styles, (v.height, v.width),
-                                        threads=v.style_threads, compile=v.style_compile).start()
+                                        threads=v.style_threads, compile=v.style_compile,
+                                        processes=v.style_processes).start()
         else:
             style_worker = StyleWorker(stylizer, threads=v.style_threads, warm_up=(v.height, v.width)).start()
     return VisualsPipeline(VisualsOutput(scene), stylizer, v.style_quantize, style_worker)

@@ -57,6 +57,8 @@ class StyleResults:
         self.ready = threading.Event()  # set once warmed up (compiled, if compiling)
         self._latencies: deque[float] = deque(maxlen=600)
         self._run_ms: deque[float] = deque(maxlen=600)
+        self._intervals: deque[float] = deque(maxlen=600)  # between styled results, seconds
+        self._last_styled: float | None = None
 
     @property
     def last_seq(self) -> int:
@@ -84,6 +86,7 @@ class StyleResults:
             "submitted": self.submitted, "done": self.done, "dropped": self.dropped, "errors": self.errors,
             "latency_ms_median": statistics.median(lat) * 1000 if lat else float("nan"),
             "run_ms_median": statistics.median(run) if run else float("nan"),
+            "interval_ms_median": statistics.median(self._intervals) * 1000 if self._intervals else float("nan"),
         }
 
     def _publish(self, result: StyledFrame, run_ms: float) -> None:
@@ -93,6 +96,9 @@ class StyleResults:
             self.done += 1
             if result.styled:
                 self._run_ms.append(run_ms)
+                if self._last_styled is not None:
+                    self._intervals.append(result.done - self._last_styled)
+                self._last_styled = result.done
             self._latencies.append(result.latency)
             self._cond.notify_all()
 
