@@ -71,6 +71,7 @@ class GeneratorSlot:
 class EngineStats:
     notes_scheduled: int = 0
     notes_dropped_late: int = 0
+    dropped_late_at: list[float] = field(default_factory=list)  # engine times of the last 100 drops
     windows: int = 0
     generator_errors: int = 0
     control_events: int = 0
@@ -221,6 +222,8 @@ class Engine:
                 t_on = self.clock.time_at(n.start)
                 if t_on < now - LATE_TOLERANCE:
                     self.stats.notes_dropped_late += 1
+                    self.stats.dropped_late_at.append(now)
+                    del self.stats.dropped_late_at[:-100]
                     continue
                 t_on = max(t_on, now)
                 t_off = max(t_on + 0.005, self.clock.time_at(n.start + n.duration))

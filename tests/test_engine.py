@@ -204,3 +204,15 @@ def test_program_change_recalls_scenes_in_file_order():
     assert eng.store.get("arp.density") == 0.25 and eng.clock.bpm == 90
     eng.handle_midi(ControlInput("program", 0, 5, 5 / 127, 5), 0.0, "ctl")  # no 6th scene: reported, ignored
     assert eng.store.get("arp.density") == 0.25
+
+
+def test_a_stalled_loop_drops_past_notes_and_says_when():
+    eng, sched, sink, t = make()
+    run(eng, sched, t, 1.0)
+    assert eng.stats.notes_dropped_late == 0 and eng.stats.dropped_late_at == []
+    t[0] += 0.4  # the loop was held (a blocking wait): nothing generated or sent meanwhile
+    stalled_at = t[0]
+    run(eng, sched, t, 2.0)
+    assert eng.stats.notes_dropped_late >= 1  # notes already due are dropped, not sent late
+    assert len(eng.stats.dropped_late_at) == eng.stats.notes_dropped_late
+    assert all(abs(x - stalled_at) < 1e-9 for x in eng.stats.dropped_late_at)
