@@ -54,7 +54,7 @@ def lower_process_priority(nice: int = 10, idle: bool = False) -> None:
     ``idle`` also puts the process in Linux's SCHED_IDLE class: it runs only on CPU time
     nothing else wants, so it never delays a woken audio or timing thread. Measured with
     two style processes on this 2-core machine (``livegen bench timing --style``): at nice
-    10, 2 of 3 one-minute runs had an audio underrun; in SCHED_IDLE, none of 5 did, at the
+    10, 2 of 3 one-minute runs had an audio underrun; in SCHED_IDLE, none of 8 did, at the
     same styled frame rate (29.6-30.0 frames/s).
     """
     try:
