@@ -517,6 +517,22 @@ def test_style_process_is_restarted_after_a_crash(model_path, frame, caplog):
     assert any("restarting it" in r.getMessage() for r in caplog.records)
 
 
+def test_a_result_older_than_the_one_shown_is_dropped(model_path):
+    from livegen.visuals.style_process import StyleProcess
+    from livegen.visuals.style_worker import StyledFrame
+
+    proc = StyleProcess(model_path, ["red", "green", "blue"], (8, 8), processes=2)  # not started
+    try:
+        img = np.zeros((8, 8, 3), np.uint8)
+        proc._publish(StyledFrame(img, 5, 0.0, 0.1, True), 1.0)
+        proc._publish(StyledFrame(img, 4, 0.0, 0.2, True), 1.0)  # the slower process, an older frame
+        assert proc.latest().seq == 5 and proc.stats()["stale"] == 1 and proc.done == 1
+        proc._publish(StyledFrame(img, 6, 0.0, 0.3, True), 1.0)
+        assert proc.latest().seq == 6 and proc.done == 2
+    finally:
+        proc.stop()
+
+
 def test_two_style_processes_share_the_frames_and_show_them_in_order(model_path, frame):
     import os
     import signal
@@ -545,9 +561,11 @@ def test_two_style_processes_share_the_frames_and_show_them_in_order(model_path,
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and proc.lanes[0].ready.is_set():
             time.sleep(0.02)
-        assert proc.ready.is_set()
+        assert proc.ready.is_set() and not proc.lanes[0].ready.is_set()
+        sent = [lane.frames for lane in proc.lanes]
         res = proc.wait_for(proc.submit(frame, StyleSettings([0, 0, 1])), timeout=30)
         assert res is not None and res.styled
+        assert [lane.frames for lane in proc.lanes] == [sent[0], sent[1] + 1]  # the live one took it
     finally:
         proc.stop()
     assert all(lane.proc is None and lane.shms == [] for lane in proc.lanes)

@@ -209,7 +209,7 @@ async def _run(args) -> dict:
     sender = await asyncio.create_subprocess_exec(sys.executable, "-c", SENDER, str(port), str(n_osc), "100",
                                                   stdout=asyncio.subprocess.PIPE)
     t_start = time.monotonic()
-    dropped_before = engine.stats.notes_dropped_late  # while starting (the style worker loading, say)
+    dropped_before = engine.stats.notes_dropped_late  # while starting
     stats_before = rig.synth.stats() if rig.synth is not None else {}
     out, _ = await sender.communicate()
     remaining = args.seconds - (time.monotonic() - t_start)

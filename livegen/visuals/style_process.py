@@ -18,8 +18,8 @@ result.
 idle one, so two frames are styled at once: where the music's processes leave part of a
 second core idle, that is nearly the frame rate of two networks at the latency of one.
 Results are shown only when newer than the one on screen. Measured in the rig (same bench,
-compiled, 1 thread each, 60 s runs): one process 28.2 styled frames/s; two 29.6-30.0 of
-the 30 rendered (one every 33.1-33.3 ms). Two processes keep the machine busier, so they
+compiled, 1 thread each, 60 s runs): one process 28.2-28.5 styled frames/s; two 29.6-30.0
+of the 30 rendered (one every 33.0-33.8 ms, eight runs). Two processes keep the machine busier, so they
 also run in Linux's SCHED_IDLE class, where they never delay a woken audio or timing
 thread (:func:`~livegen.realtime.lower_process_priority`); a single process stays at plain
 nice, where it styled faster (eager: 27.7-28.1 frames/s at nice 10, 24.6-26.8 idle).

@@ -9,8 +9,9 @@ all-zero weights or intensity 0 skip the network entirely.
 
 Paths:
 - ``"fast"`` (default): channels-last memory on the CPU (oneDNN's preferred layout; about
-  1.5x here) with the pixel shuffles' convolutions reordered to suit it, fp16 on CUDA; optionally ``torch.compile`` with inductor's cache kept in
-  ``~/.cache/livegen/inductor`` so only the first run pays for compiling.
+  1.5x here) with the pixel shuffles' convolutions reordered to suit it, fp16 on CUDA;
+  optionally ``torch.compile`` with inductor's cache kept in ``~/.cache/livegen/inductor``
+  so only the first run pays for compiling.
 - ``"reference"``: plain fp32 NCHW eager, the yardstick the fast path is checked against.
 
 bf16 was measured and is not offered: with these narrow layers oneDNN's bf16 kernels ran
