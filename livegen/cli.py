@@ -43,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--fullscreen", action="store_true", default=None)
     play.add_argument("--seed", type=int, help="random seed for the generators")
     play.add_argument("--no-reload", action="store_true", help="do not reload the patch when the file changes")
+    play.add_argument("--record", metavar="FILE",
+                      help="record the visuals to a video (.mp4/.mov/.mkv; {time} in the name = a timestamp)")
+    play.add_argument("--record-hud", action="store_true", default=None,
+                      help="record the window as shown, HUD included (default: the frames, without it)")
+    play.add_argument("--virtual-camera", action="store_true",
+                      help="send the frames to a virtual webcam (pip install 'livegen[camera-out]')")
+    play.add_argument("--name", help="this instance's name in a show of several: OSC /livegen/NAME/... reaches it "
+                                     "alone (default: [osc] instance, else the patch's name)")
+    play.add_argument("--link", action="store_true",
+                      help="join an Ableton Link session for tempo and bars (as [clock] source = \"link\")")
 
     render = sub.add_parser("render", help="render a performance to files, faster than real time")
     render.add_argument("patch", type=Path)
@@ -54,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--png", action="store_true", help="write PNG frames even when ffmpeg is available")
 
     sub.add_parser("devices", help="list MIDI ports, audio devices and displays")
+
+    docs = sub.add_parser("docs", help="write the reference documents generated from the code")
+    dsub = docs.add_subparsers(dest="docs", required=True)
+    dosc = dsub.add_parser("osc", help="the OSC reference (docs/osc.md)")
+    dosc.add_argument("--out", type=Path, default=Path("docs/osc.md"), help="where to write it")
+    dosc.add_argument("--check", action="store_true", help="write nothing; exit 1 if the file is stale")
 
     bench = sub.add_parser("bench", help="benchmarks")
     bsub = bench.add_subparsers(dest="bench", required=True)
@@ -80,6 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the style network runs")
     timing.add_argument("--style-processes", type=int, default=None,
                         help="style processes on alternate frames (default: the patch default)")
+    lbench = bsub.add_parser("link", help="two livegen instances on Ableton Link: bar alignment, tempo changes")
+    lbench.add_argument("--bpm", type=float, default=120.0)
+    lbench.add_argument("--new-bpm", type=float, default=150.0, help="the tempo change sent to instance A")
+    lbench.add_argument("--beats-per-bar", type=int, default=4)
+    lbench.add_argument("--bars", type=int, default=16, help="bars timed before and after the change")
+    lbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    obench = bsub.add_parser("osc-roundtrip", help="OSC round trip: beats out through OscOutput, echoed back by "
+                                                   "a peer program (python-osc, liblo, Pure Data)")
+    obench.add_argument("--peer", action="append", choices=("python", "liblo", "pd"),
+                        help="peer to measure (repeatable; default: all three, python first as the baseline)")
+    obench.add_argument("--beats", type=int, default=1000, help="beats sent to each peer")
+    obench.add_argument("--interval-ms", type=float, default=3.0, help="time between beats")
+    obench.add_argument("--pd-patch", type=Path, help="the Pure Data patch for --peer pd "
+                                                     "(default: examples/pd/livegen.pd)")
+    obench.add_argument("--pd-args", default="", help="extra pd flags, e.g. '-sleepgrain 0.1'")
+    obench.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    scbench = bsub.add_parser("scsynth", help="note latency from livegen's schedule to scsynth's /n_go (JACK)")
+    scbench.add_argument("--notes", type=int, default=300, help="notes played")
+    scbench.add_argument("--interval-ms", type=float, default=50.0, help="time between notes")
+    scbench.add_argument("--synthdef-file", type=Path,
+                         help="the compiled livegen SynthDef sent to the server (default: examples/supercollider/)")
+    scbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
     mbench = bsub.add_parser("melody", help="melody RNN step latency (1 thread) and batched tokens/s")
     mbench.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     mbench.add_argument("--steps", type=int, default=5000)
@@ -218,6 +256,22 @@ def main(argv: list[str] | None = None) -> int:
             from livegen.bench.timing import main as bench_timing
 
             return bench_timing(args)
+        if args.command == "bench" and args.bench == "link":
+            from livegen.bench.link import main as bench_link
+
+            return bench_link(args)
+        if args.command == "docs" and args.docs == "osc":
+            from livegen.control.osc_reference import main as docs_osc
+
+            return docs_osc(args)
+        if args.command == "bench" and args.bench == "osc-roundtrip":
+            from livegen.bench.osc_roundtrip import main as bench_osc_roundtrip
+
+            return bench_osc_roundtrip(args)
+        if args.command == "bench" and args.bench == "scsynth":
+            from livegen.bench.scsynth import main as bench_scsynth
+
+            return bench_scsynth(args)
         if args.command == "bench" and args.bench == "melody":
             from livegen.bench.melody import main as bench_melody
 
@@ -361,11 +415,24 @@ def _play(args, log_path) -> int:
 
     patch_path = args.patch or _default_patch()
     _load(patch_path)  # report a bad patch before opening any device
+    if args.record:
+        from livegen.visuals.recorder import record_path_problem
+
+        problem = record_path_problem(args.record)
+        if problem:
+            raise _UserError(f"--record {problem}")
+    if args.name:
+        from livegen.control.osc_addresses import instance_name_problem
+
+        problem = instance_name_problem(args.name)
+        if problem:
+            raise _UserError(f"--name: {problem}")
     if log_path:
         log.info("log file: %s", log_path)
     opts = RigOptions(window=not args.no_window, audio=not args.no_audio, audio_device=args.audio_device,
                       osc_port=args.osc_port, midi_inputs=args.midi_in, fullscreen=args.fullscreen,
-                      seed=args.seed, watch_patch=not args.no_reload)
+                      seed=args.seed, watch_patch=not args.no_reload, link=args.link, name=args.name,
+                      record=args.record, record_hud=args.record_hud, virtual_camera=args.virtual_camera)
     return asyncio.run(play(patch_path, opts))
 
 

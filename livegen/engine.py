@@ -288,10 +288,11 @@ class Engine:
         self.scheduler.schedule(Transport(t, state, int(round(self.clock.beat_at(t) * 4))))
         return True
 
-    def start_clock(self, t: float) -> None:
-        """Beat 0 falls at ``t``: give the rig a moment between opening devices and the first note."""
-        self.clock.start(t, 0.0)
-        self._next_window = 0.0
+    def start_clock(self, t: float, beat: float = 0.0) -> None:
+        """``beat`` (0, or a Link session's beat) falls at ``t``: give the rig a moment
+        between opening devices and the first note. Generation starts at the next 16th."""
+        self.clock.start(t, beat)
+        self._next_window = math.ceil(beat / WINDOW_BEATS - 1e-9) * WINDOW_BEATS
         if self.patch.clock.send_clock:  # devices following our MIDI clock start with us
             self.scheduler.schedule(Transport(t, "start", 0))
 
@@ -484,8 +485,14 @@ class Engine:
         elif event.kind == "tick" and follower.running and follower.bpm:
             self.clock.follow(t, follower.position(t), follower.bpm)
             if abs(self.store.get("tempo") - self.clock.bpm) >= 0.05:
-                st = self.store
-                st.declare(st.spec("tempo"), round(self.clock.bpm, 2))  # show it, don't re-anchor
+                self.show_tempo(round(self.clock.bpm, 2))
+
+    def show_tempo(self, bpm: float) -> None:
+        """An external clock (MIDI clock, Link) set the tempo: show it as the tempo
+        parameter and tell the outputs, without re-anchoring the clock."""
+        st = self.store
+        st.declare(st.spec("tempo"), bpm)
+        self.scheduler.schedule(ParamChanged(self.now(), "tempo", st.get("tempo")))
 
 
 

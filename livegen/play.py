@@ -27,6 +27,7 @@ from livegen.events import Output
 log = logging.getLogger("livegen")
 
 TICK_SECONDS = 0.005  # how often the loop asks the engine to generate ahead
+LINK_SYNC_SECONDS = 0.005  # how often the clock is put back on the Link session's timeline
 
 
 @dataclass
@@ -40,6 +41,26 @@ class RigOptions:
     seed: int | None = None
     watch_patch: bool = True
     headless_visuals: bool = False  # render the visuals with no window (benchmarks, frame output)
+    link: bool = False              # join Ableton Link whatever the patch's [clock] source
+    name: str | None = None         # this instance's name (else [osc] instance, else the patch's name)
+    record: str | None = None       # record the visuals to this video (as [visuals] record)
+    record_hud: bool | None = None  # record the window with its HUD (None: the patch's [visuals] record_hud)
+    virtual_camera: bool = False    # send the frames to a virtual webcam (or [visuals] virtual_camera)
+
+
+def instance_name(patch, override: str | None = None) -> str:
+    """This livegen's name in a show of several: ``--name``, else ``[osc] instance``, else
+    the patch's name made fit (``My Show`` -> ``my-show``), else ``livegen``."""
+    import re
+
+    from livegen.control.osc_addresses import instance_name_problem
+
+    if override:
+        return override
+    if patch.osc.instance:
+        return patch.osc.instance
+    derived = re.sub(r"[^a-z0-9_-]+", "-", str(patch.name).lower()).strip("-")[:32]
+    return derived if derived and instance_name_problem(derived) is None else "livegen"
 
 
 def limit_torch_threads() -> None:
@@ -64,11 +85,15 @@ class LiveRig:
         self.visuals_out = None
         self.pipeline = None
         self.screenshots: list[Path] = []
+        self.recorder = None  # livegen.visuals.recorder.Recorder, when there are visuals
+        self.frame_shares: list = []  # virtual camera, NDI (livegen.visuals.camera_out)
         self._screenshot_requests: list[Path | None] = []
         self._frame_times: collections.deque[float] = collections.deque(maxlen=31)  # for the HUD's fps
         self.osc = None
         self.midi_in = None
         self.follower = None
+        self.link = None
+        self.instance = instance_name(self.patch, self.options.name)
         self.watcher = None
         self.dispatcher: Dispatcher | None = None
         self.engine: Engine | None = None
@@ -96,7 +121,7 @@ class LiveRig:
             except AudioUnavailable as e:
                 self._missing(f"{e}")
         self._open_timing_server()
-        if (opts.window or opts.headless_visuals) and patch.visuals.enabled:
+        if (opts.window or opts.headless_visuals or self._frames_out_wanted()) and patch.visuals.enabled:
             specs += self._open_visuals()
         self.outputs.extend(self.extra_outputs)
         return specs
@@ -114,12 +139,13 @@ class LiveRig:
                                      fullscreen=fullscreen, display=v.display)
         except DisplayUnavailable as e:
             self._missing(f"{e}")
-            if not opts.headless_visuals:
+            if not (opts.headless_visuals or self._frames_out_wanted()):
                 return []
         self.pipeline = build_pipeline(v, seed=opts.seed or 0, warn=self._missing, worker=True)
         self.visuals_out = self.pipeline.output
         self.scene = self.visuals_out.scene
         self.outputs.append(self.visuals_out)
+        self._open_frames_out()
         return self.pipeline.param_specs()
 
     def _open_timing_server(self) -> None:
@@ -132,9 +158,11 @@ class LiveRig:
         if m.virtual_output:
             specs.append(("midi-virtual", "livegen out", m.client_name))
         specs += [("midi", pattern, m.client_name) for pattern in m.outputs]
-        specs += [("osc", t.name, t.host, t.port, t.prefix, tuple(t.send)) for t in patch.osc.targets]
+        specs += [("osc", t.name, t.host, t.port, t.prefix.replace("{instance}", self.instance), tuple(t.send))
+                  for t in patch.osc.targets]
         sc = patch.supercollider
         if sc.enabled:
+            self._prepare_scsynth(sc)
             specs.append(("scsynth", sc.host, sc.port, sc.synthdef, sc.group))
         if not specs:
             return
@@ -150,6 +178,21 @@ class LiveRig:
             log.info("%s", line)
         for line in server.missing:
             self._missing(line)
+
+    def _prepare_scsynth(self, sc) -> None:
+        """The patch's SynthDef file into scsynth, and its group made: a performer need not
+        run sclang. A failure is one line; the output still opens (a server booted later
+        can be readied from sclang)."""
+        from livegen.outputs.supercollider import ScsynthSetupError, prepare_server
+
+        try:
+            for line in prepare_server(sc.host, sc.port, synthdef=sc.synthdef,
+                                       synthdef_file=sc.synthdef_file, group=sc.group):
+                log.info("%s", line)
+        except ScsynthSetupError as e:
+            self._missing(str(e))
+        except OSError as e:  # e.g. a host name that does not resolve
+            self._missing(f"scsynth at {sc.host}:{sc.port}: {e.strerror or e}")
 
     def _missing(self, line: str) -> None:
         self.missing.append(line)
@@ -180,7 +223,12 @@ class LiveRig:
         # the GIL) takes milliseconds instead of the 0.1-0.2 s that made early notes late.
         gc.collect()
         gc.freeze()
-        engine.start_clock(time.monotonic() + engine.lookahead)
+        if opts.link or patch.clock.source == "link":
+            self._open_link(engine)
+        t_start = time.monotonic() + engine.lookahead
+        engine.start_clock(t_start, self.link.start_beat(t_start) if self.link is not None else 0.0)
+        if self.link is not None:
+            self._tasks.append(asyncio.create_task(self._link_sync(engine), name="livegen-link"))
         self._tasks.append(asyncio.create_task(self._tick(engine), name="livegen-tick"))
         if self.scene is not None:
             self._tasks.append(asyncio.create_task(self._frames(engine), name="livegen-frames"))
@@ -193,10 +241,13 @@ class LiveRig:
 
             port = patch.osc.port if opts.osc_port is None else opts.osc_port
             self.osc = OscServer(engine, host=patch.osc.host, port=port, maps=engine.osc_maps,
-                                 triggers=engine.osc_triggers, specs=engine.store.spec, allow=patch.osc.allow)
+                                 triggers=engine.osc_triggers, specs=engine.store.spec, allow=patch.osc.allow,
+                                 on_record=self.set_recording if self.recorder is not None else None,
+                                 instance=self.instance)
             try:
                 await self.osc.start()
-                log.info("OSC in: %s:%d", patch.osc.host, self.osc.port)
+                log.info("OSC in: %s:%d, as instance %r (%s/%s/... for this one, %s/... for all)", patch.osc.host,
+                         self.osc.port, self.instance, "/livegen", self.instance, "/livegen")
             except OSError as e:
                 self.osc = None
                 self._missing(f"cannot listen for OSC on {patch.osc.host}:{port}: {e.strerror or e}")
@@ -221,6 +272,18 @@ class LiveRig:
                                         validate=lambda p: check_params(p, engine.param_specs()))
             self.watcher.start()
 
+    def _open_link(self, engine: Engine) -> None:
+        from livegen.clock.link import LinkSync, LinkUnavailable, open_link
+
+        try:
+            link = open_link(engine.clock.bpm, engine.clock.beats_per_bar)
+        except LinkUnavailable as e:
+            self._missing(f"{e}; playing on livegen's own clock")
+            return
+        self.link = LinkSync(link, engine.clock, show_tempo=engine.show_tempo)
+        log.info("Ableton Link: joined at %.1f bpm, %d beats a bar (%d other peers)",
+                 self.link.bpm, engine.clock.beats_per_bar, self.link.peers)
+
     def _on_midi(self, event, t: float, port: str) -> None:
         engine = self.engine
         if engine is None:
@@ -238,8 +301,8 @@ class LiveRig:
         if (old.midi.inputs, old.midi.outputs, old.midi.virtual_output) != (
                 patch.midi.inputs, patch.midi.outputs, patch.midi.virtual_output) or (
                 old.osc.host, old.osc.port, old.osc.targets) != (patch.osc.host, patch.osc.port, patch.osc.targets) or (
-                old.supercollider != patch.supercollider):
-            log.info("patch: port and target changes take effect when livegen is restarted")
+                old.supercollider != patch.supercollider) or old.clock.source != patch.clock.source:
+            log.info("patch: port, target and clock-source changes take effect when livegen is restarted")
         self.patch = patch
         self.engine.apply_patch(patch)
         if self.osc is not None:
@@ -256,6 +319,16 @@ class LiveRig:
                 engine.problems.warn("advance", "engine step failed; see the log")
                 log.debug("engine step failed", exc_info=True)
             await asyncio.sleep(TICK_SECONDS)
+
+    async def _link_sync(self, engine: Engine) -> None:
+        assert self.link is not None
+        while True:
+            try:
+                self.link.sync(engine.store.get("tempo"))
+            except Exception:  # the show goes on, on its own clock
+                engine.problems.warn("link", "Ableton Link sync failed; see the log")
+                log.debug("Link sync failed", exc_info=True)
+            await asyncio.sleep(LINK_SYNC_SECONDS)
 
     async def _frames(self, engine: Engine) -> None:
         """Frames at the patch's rate. The scene renders on a worker thread (numpy lets go of
@@ -285,6 +358,7 @@ class LiveRig:
                         self.window.show(frame, self._hud(engine) if self.window.hud_visible else None)
                         self._window_actions(engine)
                         self._take_screenshots()
+                    self._frames_out(frame, now)
                     self.frames += 1
                 except Exception:
                     engine.problems.warn("frame", "drawing a frame failed; see the log")
@@ -293,6 +367,63 @@ class LiveRig:
                 await asyncio.sleep(max(0.0, next_t - time.monotonic()))
         finally:
             pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ frames out
+    def _frames_out_wanted(self) -> bool:
+        """Recording, a virtual camera or NDI: the visuals run even with no window."""
+        v, opts = self.patch.visuals, self.options
+        return bool(opts.record or v.record or opts.virtual_camera or v.virtual_camera or v.share)
+
+    def _open_frames_out(self) -> None:
+        """The recorder (started now when the patch or --record names a file) and the frame
+        shares; whatever is missing is one line and the show plays on."""
+        from livegen.visuals.camera_out import open_frame_shares
+        from livegen.visuals.recorder import NO_FFMPEG, Recorder
+        from livegen.visuals.video import find_ffmpeg
+
+        v, opts = self.patch.visuals, self.options
+        self._record_hud = v.record_hud if opts.record_hud is None else opts.record_hud
+        template = opts.record or v.record
+        self.recorder = Recorder(template, v.fps, (v.width, v.height))
+        if template:
+            if find_ffmpeg() is None:
+                self._missing(NO_FFMPEG)
+            else:
+                self.recorder.start(self._record_size(), "--record" if opts.record else "[visuals] record")
+        self.frame_shares = open_frame_shares(v, virtual_camera=opts.virtual_camera or v.virtual_camera,
+                                              warn=self._missing)
+
+    def _record_size(self) -> tuple[int, int]:
+        """The visuals' working size; the window's size when recording it with its HUD."""
+        if self._record_hud and self.window is not None:
+            return self.window.size
+        v = self.patch.visuals
+        return (v.width, v.height)
+
+    def set_recording(self, on: bool | None, source: str = "") -> bool:
+        """Start (True), stop (False) or toggle (None) recording; never waits on the encoder."""
+        if self.recorder is None:
+            log.info("recording asked for (%s) but the visuals are off", source or "?")
+            return False
+        if on is None:
+            on = not self.recorder.recording
+        return self.recorder.start(self._record_size(), source) if on else self.recorder.stop(source=source)
+
+    def _frames_out(self, frame, t: float) -> None:
+        rec = self.recorder
+        if rec is not None and rec.take is not None:
+            if self._record_hud and self.window is not None:
+                rec.add(self.window.pixels(rec.take.size), t, copy=False)
+            else:
+                rec.add(frame, t)
+        for share in self.frame_shares:
+            share.send(frame)
+
+    def _close_frames_out(self) -> None:
+        for share in self.frame_shares:
+            share.close()
+        if self.recorder is not None:
+            self.recorder.close()  # waits for ffmpeg to finish the file; says where it is
 
     def _window_actions(self, engine: Engine) -> None:
         for action in self.window.poll():
@@ -306,6 +437,8 @@ class LiveRig:
                 self.window.toggle_hud()
             elif action == "screenshot":
                 self.request_screenshot(None)
+            elif action == "record":
+                self.set_recording(None, "key")
 
     def request_screenshot(self, path: Path | None = None) -> None:
         """Save the window's next frame as a PNG (``path`` or screenshots/livegen-<time>.png)."""
@@ -334,6 +467,9 @@ class LiveRig:
         if settings is not None and self.pipeline.controls is not None:
             ws = [f"{n} {w:.2f}" for n, w in zip(self.pipeline.controls.styles, settings.weights) if w > 0.005]
             lines.append(f"style x{settings.intensity:.2f}: " + (", ".join(ws) if ws else "none"))
+        rec = self.recorder.hud_line() if self.recorder is not None else None
+        if rec:
+            lines.append(rec)
         return lines
 
     async def wait(self) -> None:
@@ -353,12 +489,15 @@ class LiveRig:
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks.clear()
+        self._close_frames_out()
         if self.watcher is not None:
             self.watcher.stop()
         if self.midi_in is not None:
             self.midi_in.close()
         if self.osc is not None:
             self.osc.close()
+        if self.link is not None:
+            self.link.close()
         if self.engine is not None:
             self.engine.panic("shutdown")
             self.engine.stop_generator_thread()

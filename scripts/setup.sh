@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 WANT=${1:-run}
 PKGS="libportaudio2"
 if [ "$WANT" = "test" ]; then
-  PKGS="$PKGS jackd2 xvfb ffmpeg"
+  # the servers and the real peer programs the tests talk to: JACK, X, ffmpeg; liblo's
+  # oscsend/oscdump, Pure Data, SuperCollider (scsynth, and sclang to rebuild the example
+  # SynthDef), FluidSynth and TiMidity++ with General MIDI sounds
+  PKGS="$PKGS jackd2 xvfb ffmpeg liblo-tools puredata-core supercollider-server supercollider-language"
+  PKGS="$PKGS fluidsynth timgm6mb-soundfont timidity freepats"
 fi
 TORCH_SPEC=${LIVEGEN_TORCH:-torch==2.13.0}   # the pinned CPU build; override for CUDA machines
 

@@ -214,7 +214,21 @@ TABLE_CASES: list[tuple[str, tuple[tuple[str, Any], ...], tuple[Any, ...] | None
 
 def test_cases_cover_the_whole_table() -> None:
     covered = {lookup(addr)[0].pattern for addr, _, _ in TABLE_CASES}  # type: ignore[index]
+    covered.add("/livegen/record")  # needs the live rig's recorder: below and tests/test_recording.py
     assert covered == {a.pattern for a in ADDRESSES}
+
+
+def test_record_address_calls_the_rigs_recorder() -> None:
+    calls = []
+
+    async def t(server: OscServer, client: Client, surface: FakeSurface) -> None:
+        client.send(msg("/livegen/record", ("i", 1)))
+        client.send(msg("/livegen/record", ("f", 0.0)))  # Pure Data sends floats
+        await until(lambda: len(calls) == 2)
+        assert server.stats["applied"] == 2 and surface.calls == []
+
+    run(t, on_record=lambda on, source: calls.append((on, source)) or True)
+    assert [on for on, _ in calls] == [True, False] and calls[0][1].startswith("osc:")
 
 
 @pytest.mark.parametrize("address,args,expected", TABLE_CASES, ids=[c[0] for c in TABLE_CASES])

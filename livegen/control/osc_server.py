@@ -32,7 +32,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
 from livegen.control.mapping import OscMap, Trigger, apply_curve, mapped_value
-from livegen.control.osc_addresses import ADDRESSES, PREFIX, OscAddress, lookup
+from livegen.control.osc_addresses import ADDRESSES, PREFIX, OscAddress, lookup, split_instance
 from livegen.control.params import ParamSpec
 from livegen.control.surface import ControlSurface
 from livegen.log import RateLimitedLog
@@ -42,7 +42,8 @@ log = logging.getLogger("livegen.osc")
 MAX_BUNDLE_DEPTH = 8
 _BUNDLE = b"#bundle\x00"
 _NUMERIC = "ifhd"
-_STAT_KEYS = ("received", "applied", "malformed", "rejected", "blocked", "scheduled", "dropped_future", "errors")
+_STAT_KEYS = ("received", "applied", "malformed", "rejected", "blocked", "scheduled", "dropped_future", "errors",
+              "other_instance")
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -284,6 +285,8 @@ class OscServer:
         *,
         on_applied: Callable[[float], None] | None = None,
         max_depth: int = MAX_BUNDLE_DEPTH,
+        on_record: Callable[[bool, str], bool] | None = None,
+        instance: str = "",
     ) -> None:
         self.surface = surface
         self.host = host
@@ -293,6 +296,12 @@ class OscServer:
         self.max_ahead = max_ahead
         self.max_depth = max_depth
         self.on_applied = on_applied
+        self.on_record = on_record  # start/stop recording the visuals (the live rig's; None: no visuals)
+        # Several livegens in one show: /livegen/<instance>/... reaches this one alone,
+        # /livegen/... reaches every one; a request's reply carries the address form it came with.
+        self.instance = instance
+        self._reply_prefix = PREFIX
+        self._other_instances: set[str] = set()
         self.last_applied_latency: float | None = None
         self.stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
         self.problems = RateLimitedLog(log)
@@ -314,6 +323,7 @@ class OscServer:
             f"{PREFIX}/panic": self._h_panic,
             f"{PREFIX}/quit": self._h_quit,
             f"{PREFIX}/screenshot": self._h_screenshot,
+            f"{PREFIX}/record": self._h_record,
             f"{PREFIX}/get": self._h_get,
             f"{PREFIX}/dump": self._h_dump,
             f"{PREFIX}/learn": self._h_learn,
@@ -495,6 +505,18 @@ class OscServer:
             for t in triggers or ():
                 ok = self._apply_trigger(t, msg, source) or ok
             return ok
+        self._reply_prefix = PREFIX
+        target, address = split_instance(msg.address)
+        if target is not None:
+            if target != self.instance:  # for another livegen of the show
+                self.stats["other_instance"] += 1
+                if target not in self._other_instances and len(self._other_instances) < 64:
+                    self._other_instances.add(target)  # normal in a show of several: said once per name
+                    log.info("OSC from %s: %s is for instance %r, not this one (%r); such messages are ignored",
+                             source, _short(msg.address), target, self.instance or "unnamed")
+                return False
+            msg = OscIn(address, msg.tags, msg.args)
+            self._reply_prefix = f"{PREFIX}/{target}"
         found = lookup(msg.address)
         if found is None:
             self._reject(f"unknown:{addr[0]}", "OSC from %s: unknown address %s (args ,%s %s); see /livegen/* in the docs",
@@ -609,20 +631,26 @@ class OscServer:
         screenshot = getattr(self.surface, "screenshot", None)
         return bool(screenshot(source)) if screenshot is not None else False
 
+    def _h_record(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
+        if self.on_record is None:
+            log.info("recording asked for (%s) but there are no visuals to record", source)
+            return False
+        return bool(self.on_record(bool(v[0]), source))
+
     def _h_get(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
         param = v[0]
         value = self.surface.get_param(param)
         if value is None:
-            self._reply(addr, encode(f"{PREFIX}/error", ("s", f"unknown parameter {param!r}")))
+            self._reply(addr, encode(f"{self._reply_prefix}/error", ("s", f"unknown parameter {param!r}")))
         else:
-            self._reply(addr, encode(f"{PREFIX}/value", ("s", param), ("f", float(value))))
+            self._reply(addr, encode(f"{self._reply_prefix}/value", ("s", param), ("f", float(value))))
         return True
 
     def _h_dump(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
         for param in self.surface.param_names():
             value = self.surface.get_param(param)
             if value is not None:
-                self._reply(addr, encode(f"{PREFIX}/value", ("s", param), ("f", float(value))))
+                self._reply(addr, encode(f"{self._reply_prefix}/value", ("s", param), ("f", float(value))))
         return True
 
     def _h_learn(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
@@ -632,7 +660,7 @@ class OscServer:
         return self.surface.save_learned(source)
 
     def _h_ping(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
-        self._reply(addr, encode(f"{PREFIX}/pong"))
+        self._reply(addr, encode(f"{self._reply_prefix}/pong"))
         return True
 
 

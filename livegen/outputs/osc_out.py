@@ -6,14 +6,9 @@ that moves when a MIDI knob turns. ``send`` is called on the dispatch thread at 
 event's time, so it only encodes and does one non-blocking ``sendto``; a full socket
 buffer or an unreachable host loses that message, never the beat.
 
-Messages (``prefix`` defaults to ``/livegen``)::
-
-    <prefix>/note iii        pitch, velocity (0 = off), channel
-    <prefix>/panic           all notes off
-    <prefix>/beat iiif       beat, bar, beat_in_bar (0 = downbeat), bpm
-    <prefix>/param/<name> f  the parameter's new value in its own units
-    <prefix>/clock           one MIDI-clock pulse (24 per beat), only with "clock"
-    <prefix>/transport si    start|stop|continue, song position, only with "transport"
+The messages (address after the target's ``prefix``, ``/livegen`` by default; type tags;
+the send kind that turns them on) are the table :data:`OUT_MESSAGES`: ``_encode`` builds
+every datagram from it and docs/osc.md is generated from it, so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -21,7 +16,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
 
@@ -30,6 +26,51 @@ from livegen.events import AllNotesOff, Beat, ClockTick, NoteOff, NoteOn, OutEve
 log = logging.getLogger("livegen.osc")
 
 SEND_KINDS = ("notes", "beats", "params", "clock", "transport")
+
+
+@dataclass(frozen=True)
+class OscOutMessage:
+    """One message sent to OSC targets for one kind of output event.
+
+    ``suffix`` follows the target's prefix (``<name>`` is the parameter's name); ``values``
+    takes the event's argument values in the order of ``tags``; ``arguments`` says what each
+    means, with units and range; ``kind`` is the target ``send`` entry that turns it on.
+    """
+
+    event: type
+    suffix: str
+    tags: str
+    kind: str
+    values: Callable[[Any], tuple[Any, ...]]
+    arguments: tuple[str, ...]
+    doc: str
+
+
+OUT_MESSAGES: tuple[OscOutMessage, ...] = (
+    OscOutMessage(NoteOn, "/note", "iii", "notes", lambda e: (e.pitch, e.velocity, e.channel),
+                  ("pitch 0..127 (MIDI note number)", "velocity 1..127", "MIDI channel 0..15 (the generator's channel)"),
+                  "A note starts: generated, or played by the performer (MIDI in, OSC `/livegen/note`)."),
+    OscOutMessage(NoteOff, "/note", "iii", "notes", lambda e: (e.pitch, 0, e.channel),
+                  ("pitch 0..127", "velocity: always 0, meaning note off", "MIDI channel 0..15"),
+                  "A note ends."),
+    OscOutMessage(AllNotesOff, "/panic", "", "notes", lambda e: (), (),
+                  "Panic: every note off now (Space in the window, a panic trigger, `/livegen/panic`)."),
+    OscOutMessage(Beat, "/beat", "iiif", "beats", lambda e: (e.beat, e.bar, e.beat_in_bar, e.bpm),
+                  ("beat number on the performance clock (0 at the start)", "bar number (0 at the start)",
+                   "beat in the bar, 0 = downbeat .. beats_per_bar - 1", "tempo in BPM"),
+                  "Every beat of the performance clock, sent at the beat's time."),
+    OscOutMessage(ParamChanged, "/param/<name>", "f", "params", lambda e: (e.value,),
+                  ("the parameter's new value in its own units (see Live parameters)",),
+                  "A parameter changed, from any source (MIDI, OSC, a scene, a patch reload); "
+                  "`livegen play` also sends every parameter's starting value once at start."),
+    OscOutMessage(ClockTick, "/clock", "", "clock", lambda e: (), (),
+                  "One MIDI-clock pulse, 24 per beat; only while `[clock] send_clock = true`."),
+    OscOutMessage(Transport, "/transport", "si", "transport", lambda e: (e.state, e.song_position),
+                  ("state: start, stop or continue", "song position in 16th notes"),
+                  "The performance clock started, stopped or continued."),
+)
+_MESSAGE_OF: dict[type, OscOutMessage] = {m.event: m for m in OUT_MESSAGES}
+_CAST: dict[str, Callable[[Any], Any]] = {"i": int, "f": float, "s": str}
 
 
 def encode(address: str, *args: tuple[str, Any]) -> bytes:
@@ -96,7 +137,8 @@ class OscOutput:
         self.prefix = prefix.rstrip("/")
         self.kinds = kinds
         self._udp = UdpSender(name, host, port)
-        self._param_addr: dict[str, str] = {}
+        self._address = {m.event: self.prefix + m.suffix for m in OUT_MESSAGES}
+        self._named_addr: dict[tuple[type, str], str] = {}
         self._lock = threading.Lock()
 
     @property
@@ -115,33 +157,18 @@ class OscOutput:
                 self._udp.send(dgram)
 
     def _encode(self, event: OutEvent) -> bytes | None:
-        p = self.prefix
-        if isinstance(event, NoteOn):
-            if "notes" in self.kinds:
-                return encode(f"{p}/note", ("i", int(event.pitch)), ("i", int(event.velocity)), ("i", int(event.channel)))
-        elif isinstance(event, NoteOff):
-            if "notes" in self.kinds:
-                return encode(f"{p}/note", ("i", int(event.pitch)), ("i", 0), ("i", int(event.channel)))
-        elif isinstance(event, AllNotesOff):
-            if "notes" in self.kinds:
-                return encode(f"{p}/panic")
-        elif isinstance(event, Beat):
-            if "beats" in self.kinds:
-                return encode(f"{p}/beat", ("i", int(event.beat)), ("i", int(event.bar)),
-                              ("i", int(event.beat_in_bar)), ("f", float(event.bpm)))
-        elif isinstance(event, ParamChanged):
-            if "params" in self.kinds:
-                addr = self._param_addr.get(event.name)
-                if addr is None:
-                    addr = self._param_addr[event.name] = f"{p}/param/{event.name}"
-                return encode(addr, ("f", float(event.value)))
-        elif isinstance(event, ClockTick):
-            if "clock" in self.kinds:
-                return encode(f"{p}/clock")
-        elif isinstance(event, Transport):
-            if "transport" in self.kinds:
-                return encode(f"{p}/transport", ("s", event.state), ("i", int(event.song_position)))
-        return None
+        row = _MESSAGE_OF.get(type(event))
+        if row is None or row.kind not in self.kinds:
+            return None
+        address = self._address[row.event]
+        if "<name>" in row.suffix:  # one address per parameter, built once
+            key = (row.event, getattr(event, "name"))
+            named = self._named_addr.get(key)
+            if named is None:
+                named = self._named_addr[key] = address.replace("<name>", key[1])
+            address = named
+        values = row.values(event)
+        return encode(address, *((tag, _CAST[tag](v)) for tag, v in zip(row.tags, values, strict=True)))
 
     def close(self) -> None:
         with self._lock:

@@ -23,12 +23,15 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from livegen.control.mapping import CURVES, MidiMap, OscMap, Trigger
+from livegen.control.osc_addresses import instance_name_problem
 from livegen.control.params import ParamSpec
 from livegen.music.generator import generator_kinds
 from livegen.music.scales import SCALES, parse_tonic
 from livegen.patch.schema import (
     CLOCK_SOURCES,
     OSC_SEND_KINDS,
+    RECORD_SUFFIXES,
+    SHARE_KINDS,
     TRIGGER_ACTIONS,
     VOICE_FIELDS,
     VOICE_RANGES,
@@ -675,7 +678,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
     )
 
     # [osc]
-    t = c.section(doc, "osc", ("host", "port", "enabled", "allow", "map", "triggers", "targets"))
+    t = c.section(doc, "osc", ("host", "port", "enabled", "allow", "instance", "map", "triggers", "targets"))
     p = ("osc",)
 
     def address(path: KeyPath, value: object) -> str:
@@ -722,6 +725,8 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         prefix = tt.get("prefix", "/livegen")
         if not isinstance(prefix, str) or (prefix and (not prefix.startswith("/") or prefix.endswith("/"))):
             raise c.expected(tp + ("prefix",), "an OSC address prefix like '/livegen' (or '')", prefix)
+        if "{" in prefix.replace("{instance}", "") or "}" in prefix.replace("{instance}", ""):
+            raise c.expected(tp + ("prefix",), "a prefix whose only {...} is {instance}", prefix)
         targets.append(OscTarget(
             name=tname,
             port=c.port(tp + ("port",), tt["port"]),
@@ -735,7 +740,12 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
             ipaddress.ip_address(ip)
         except ValueError:
             raise c.expected(p + ("allow", i), "an IP address", ip) from None
+    instance = c.string(p + ("instance",), t.get("instance", ""))
+    if instance and instance_name_problem(instance):
+        raise c.expected(p + ("instance",), "an instance name (letters, digits, '-', '_'; not one of livegen's "
+                         "own OSC words such as 'tempo')", instance)
     osc = OscConfig(
+        instance=instance,
         host=c.host(p + ("host",), t.get("host", "127.0.0.1")),
         port=c.port(p + ("port",), t.get("port", 9000)),
         enabled=c.boolean(p + ("enabled",), t.get("enabled", True)),
@@ -746,7 +756,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
     )
 
     # [supercollider]
-    t = c.section(doc, "supercollider", ("enabled", "host", "port", "synthdef", "group"))
+    t = c.section(doc, "supercollider", ("enabled", "host", "port", "synthdef", "group", "synthdef_file"))
     p = ("supercollider",)
     supercollider = SuperColliderConfig(
         enabled=c.boolean(p + ("enabled",), t.get("enabled", False)),
@@ -754,13 +764,14 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         port=c.port(p + ("port",), t.get("port", 57110)),
         synthdef=c.string(p + ("synthdef",), t.get("synthdef", "default"), nonempty=True),
         group=c.integer(p + ("group",), t.get("group", 1), 0),
+        synthdef_file=_relative_to(c.file, c.string(p + ("synthdef_file",), t.get("synthdef_file", ""))),
     )
 
     # [visuals]
     t = c.section(doc, "visuals", ("enabled", "width", "height", "fps", "scale", "source", "fullscreen", "sources",
                                    "source_file", "style", "style_model", "style_quantize", "style_threads",
                                    "style_compile", "style_worker", "style_processes", "display",
-                                   "screenshot_dir"))
+                                   "screenshot_dir", "record", "record_hud", "virtual_camera", "share"))
     p = ("visuals",)
     visuals = VisualsConfig(
         enabled=c.boolean(p + ("enabled",), t.get("enabled", True)),
@@ -781,6 +792,10 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         style_processes=c.integer(p + ("style_processes",), t.get("style_processes", 2), 1, 8),
         display=c.integer(p + ("display",), t.get("display", 0), 0, 16),
         screenshot_dir=_relative_to(c.file, c.string(p + ("screenshot_dir",), t.get("screenshot_dir", ""))),
+        record=_record_path(c, p + ("record",), t.get("record", "")),  # relative to where livegen runs
+        record_hud=c.boolean(p + ("record_hud",), t.get("record_hud", False)),
+        virtual_camera=c.boolean(p + ("virtual_camera",), t.get("virtual_camera", False)),
+        share=c.choice(p + ("share",), t.get("share", ""), SHARE_KINDS),
     )
 
     # [params]
@@ -792,6 +807,14 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         scenes=scenes, visuals=visuals, params=params,
         path=None if _is_pseudo(c.file) else c.file, source_text=c.text,
     )
+
+
+def _record_path(c: _Checker, path: KeyPath, value: object) -> str:
+    """A video file name for ``[visuals] record`` ("" = none): its suffix picks the container."""
+    text = c.string(path, value)
+    if text and os.path.splitext(text)[1].lower() not in RECORD_SUFFIXES:
+        raise c.error(path, f"a recording must end in {', '.join(RECORD_SUFFIXES)}, got {text!r}")
+    return text
 
 
 # ---------------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ WAVEFORMS = ("saw", "square", "triangle", "sine")
 TRIGGER_ACTIONS = ("panic", "mutate", "answer", "tap", "start", "stop")
 TRIGGER_PREFIXES = ("scene:", "learn:")
 OSC_SEND_KINDS = ("notes", "beats", "params", "clock")
-CLOCK_SOURCES = ("internal", "midi")
+RECORD_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")  # what ``[visuals] record`` may write (H.264 in each)
+SHARE_KINDS = ("", "ndi", "syphon", "spout")  # ``[visuals] share``: frames to other programs
+CLOCK_SOURCES = ("internal", "midi", "link")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class ClockConfig:
 
     bpm: float = 120.0
     beats_per_bar: int = 4
-    source: str = "internal"  # "internal" or "midi" (follow an external MIDI clock)
+    source: str = "internal"  # "internal", "midi" (follow an external MIDI clock) or "link" (Ableton Link)
     send_clock: bool = False
     lookahead: float = 0.25
 
@@ -129,6 +131,7 @@ class OscConfig:
     port: int = 9000
     enabled: bool = True
     allow: tuple[str, ...] = ()
+    instance: str = ""  # this livegen's name in a show of several ("" = the patch's name)
     maps: tuple[OscMap, ...] = ()
     triggers: tuple[Trigger, ...] = ()
     targets: tuple[OscTarget, ...] = ()
@@ -136,13 +139,17 @@ class OscConfig:
 
 @dataclass(frozen=True)
 class SuperColliderConfig:
-    """Optional scsynth output (notes as /s_new with ``synthdef`` in ``group``)."""
+    """Optional scsynth output (notes as /s_new with ``synthdef`` in ``group``).
+
+    ``synthdef_file``: a compiled ``.scsyndef`` livegen sends to the server at start (path
+    relative to the patch; "" = the SynthDef is already there, e.g. added from sclang)."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 57110
     synthdef: str = "default"
     group: int = 1
+    synthdef_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,10 @@ class VisualsConfig:
     style_processes: int = 2           # style processes working on alternate frames ("process" worker)
     display: int = 0                   # which screen the window opens on
     screenshot_dir: str = ""           # where screenshots go ("" = ./screenshots)
+    record: str = ""                   # record the show to this video ({time} = a timestamp); "" = not at start
+    record_hud: bool = False           # record the window as shown, HUD included (else the frames, without it)
+    virtual_camera: bool = False       # send the frames to a virtual webcam (pyvirtualcam)
+    share: str = ""                    # "ndi": send the frames as an NDI source ("syphon"/"spout": not built in)
 
     def source_list(self) -> tuple[str, ...]:
         """The switchable sources, the initial ``source`` among them."""

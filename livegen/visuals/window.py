@@ -116,7 +116,7 @@ class Window:
 
     def poll(self) -> list[str]:
         """Actions since the last poll: "quit", "panic", "fullscreen", "hud", "screenshot",
-        or "key:<name>"."""
+        "record", or "key:<name>"."""
         actions: list[str] = []
         close_events = {pygame.QUIT, getattr(pygame, "WINDOWCLOSE", pygame.QUIT)}
         for ev in pygame.event.get():
@@ -134,6 +134,8 @@ class Window:
                     action = "hud"
                 elif key in (pygame.K_s, pygame.K_F12):
                     action = "screenshot"
+                elif key == pygame.K_r:
+                    action = "record"
                 elif key is None:
                     continue
                 else:
@@ -156,6 +158,14 @@ class Window:
         path.parent.mkdir(parents=True, exist_ok=True)
         pygame.image.save(self._screen, str(path))
         return path
+
+    def pixels(self, size: tuple[int, int] | None = None) -> np.ndarray:
+        """What the window shows now (HUD included) as a new ``(h, w, 3)`` array, scaled to
+        ``size`` (width, height) when given: a recording keeps one size while the window changes."""
+        surface = self._screen
+        if size is not None and surface.get_size() != tuple(size):
+            surface = pygame.transform.scale(surface, tuple(size))
+        return pygame.surfarray.array3d(surface).swapaxes(0, 1)
 
     def close(self) -> None:
         """Close the window; safe to call twice."""
