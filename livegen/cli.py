@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -368,8 +369,15 @@ def _train_style(args) -> int:
         summary = train(cfg, progress=sys.stderr.isatty())
     except (ValueError, ImageError, LossNetError, StyleModelError) as e:
         raise _UserError(str(e)) from None
-    print(f"{summary['steps']} steps in {summary['trained_minutes']} min; wrote {args.out}/style.pt, "
-          f"{args.out}/preview.png, {args.out}/loss.png and {args.out}/MODEL_CARD.md")
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # started by torchrun
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{summary['steps']} steps in {summary['trained_minutes']} min"
+              + (f" on {summary['processes']} processes" if summary.get("processes", 1) > 1 else "")
+              + f"; wrote {args.out}/style.pt, {args.out}/preview.png, {args.out}/loss.png and {args.out}/MODEL_CARD.md")
     return 0
 
 

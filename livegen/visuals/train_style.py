@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shlex
 import sys
@@ -171,18 +172,55 @@ def preview_grid(net: StyleNet, contents: list[torch.Tensor], device: torch.devi
     return grid(rows)
 
 
+@dataclass
+class Ranks:
+    """This process's place in a ``torchrun`` launch (one process, rank 0 of 1, without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def lead(self) -> bool:
+        """Rank 0 alone writes files and shows progress."""
+        return self.rank == 0
+
+
+def start_ranks(cfg: StyleTrainConfig) -> tuple[Ranks, torch.device]:
+    """Join the process group when started by ``torchrun`` (it sets ``WORLD_SIZE``, ``RANK``,
+    ``LOCAL_RANK``): NCCL with one GPU per process where there are GPUs, else gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Ranks(), pick_device(cfg.device)
+    import torch.distributed as dist
+
+    ranks = Ranks(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    device = pick_device(cfg.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", ranks.local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return ranks, device
+
+
 def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) and write the model and its reports; returns the summary."""
+    """Train (or resume) and write the model and its reports; returns the summary.
+
+    Under ``torchrun --nproc_per_node N`` each process trains on its own batches (the
+    effective batch is N x ``batch``) and DistributedDataParallel averages the gradients;
+    rank 0 writes the checkpoints, previews, curves and the model.
+    """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    ranks, device = start_ranks(cfg)
     out = Path(cfg.out)
     (out / "previews").mkdir(parents=True, exist_ok=True)
     names = cfg.style_names()
     if len(names) != len(cfg.styles):
         raise ValueError(f"{len(names)} names for {len(cfg.styles)} style images")
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    rng = np.random.default_rng([cfg.seed, ranks.rank] if ranks.world > 1 else cfg.seed)  # its own batches
     random.seed(cfg.seed)
 
     t0 = time.perf_counter()
@@ -210,8 +248,15 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
         sched.load_state_dict(ck["sched"])
         step, trained_s, history = int(ck["step"]), float(ck["trained_s"]), list(ck["history"])
         rng.bit_generator.state = ck["rng"]
+        if ranks.world > 1:  # the checkpoint holds rank 0's generator: each rank draws its own
+            rng = np.random.default_rng([cfg.seed, ranks.rank, step])
         torch.set_rng_state(ck["torch_rng"])
         log.info("resumed %s at step %d", ckpt_path, step)
+    model = net
+    if ranks.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     def save_checkpoint() -> None:
         with atomic_write(ckpt_path) as f:
@@ -220,7 +265,7 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
                         "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, f)
 
     bar = None
-    if progress:
+    if progress and ranks.lead:
         from tqdm import tqdm
         bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
     n_styles = len(names)
@@ -229,20 +274,22 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
     window: list[dict[str, float]] = []
     t_start = time.perf_counter() - trained_s
     while step < cfg.steps:
-        if cfg.max_minutes is not None and (time.perf_counter() - t_start) / 60.0 >= cfg.max_minutes:
+        if cfg.max_minutes is not None and _time_is_up(time.perf_counter() - t_start, cfg.max_minutes, ranks, device):
             stopped = "time"
             break
         x1, x2 = pool.batch(cfg.batch)
         x1, x2 = x1.to(device), x2.to(device)
         w = F.one_hot(torch.from_numpy(rng.integers(0, n_styles, cfg.batch)), n_styles).float().to(device)
-        y1 = net(x1, w)
+        if cfg.temporal_weight > 0:  # both frames in one pass (instance norm is per image)
+            y1, y2 = model(torch.cat([x1, x2]), torch.cat([w, w])).chunk(2)
+        else:
+            y1, y2 = model(x1, w), None
         c_loss, s_loss = criterion(y1, x1, targets, w)
         loss = cfg.content_weight * c_loss.mean() + cfg.style_weight * s_loss.mean()
         tv = total_variation(y1).mean()
         loss = loss + cfg.tv_weight * tv
         t_loss = torch.zeros(())
-        if cfg.temporal_weight > 0:
-            y2 = net(x2, w)
+        if y2 is not None:
             t_loss = temporal_loss(y1, y2, x1, x2, cfg.temporal_gain)
             loss = loss + cfg.temporal_weight * t_loss
         opt.zero_grad(set_to_none=True)
@@ -261,17 +308,38 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
             row["minutes"] = (time.perf_counter() - t_start) / 60.0
             history.append(row)
             window = []
-            if bar is None:
+            if bar is None and ranks.lead:
                 log.info("step %d/%d loss %.4f (content %.4f style %.4f temporal %.5f)", step, cfg.steps,
                          row["loss"], row["content"], row["style"], row["temporal"])
-        if step % cfg.preview_every == 0 or step == cfg.steps:
+        if ranks.lead and (step % cfg.preview_every == 0 or step == cfg.steps):
             write_png(out / "previews" / f"step-{step:05d}.png", preview_grid(net, previews, device))
-        if step % cfg.checkpoint_every == 0:
+        if ranks.lead and step % cfg.checkpoint_every == 0:
             trained_s = time.perf_counter() - t_start
             save_checkpoint()
     if bar is not None:
         bar.close()
     trained_s = time.perf_counter() - t_start
+    summary = {"config": asdict(cfg), "styles": names, "steps": step, "stopped": stopped,
+               "trained_minutes": round(trained_s / 60.0, 2), "setup_seconds": round(setup_s, 1),
+               "device": str(device), "threads": torch.get_num_threads(), "processes": ranks.world,
+               "final": history[-1] if history else {}, "command": command_line(),
+               "parameters": sum(p.numel() for p in net.parameters())}
+    if ranks.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # every rank has finished its last step
+        with torch.no_grad():  # DDP keeps the replicas equal: check it, it is cheap
+            total = torch.stack([p.detach().double().sum() for p in net.parameters()]).sum().reshape(1).to(device)
+            lo, hi = total.clone(), total.clone()
+            dist.all_reduce(lo, dist.ReduceOp.MIN)
+            dist.all_reduce(hi, dist.ReduceOp.MAX)
+        if ranks.lead:
+            same = abs(float(hi) - float(lo)) <= 1e-9 * max(1.0, abs(float(hi)))
+            (log.info if same else log.warning)("%d processes: the weights are %s on every rank (sum %.9g .. %.9g)",
+                                                ranks.world, "the same" if same else "NOT the same",
+                                                float(lo), float(hi))
+    if not ranks.lead:
+        return summary
     save_checkpoint()
     meta = {"steps": step, "trained_minutes": round(trained_s / 60.0, 2), "loss_net": cfg.loss_net,
             "loss_seed": cfg.loss_seed, "temporal_weight": cfg.temporal_weight,
@@ -282,11 +350,6 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
     write_png(out / "preview.png", preview_grid(net, previews, device))
     _write_json(out / "history.json", history)
     plot_history(history, out / "loss.png")
-    summary = {"config": asdict(cfg), "styles": names, "steps": step, "stopped": stopped,
-               "trained_minutes": round(trained_s / 60.0, 2), "setup_seconds": round(setup_s, 1),
-               "device": str(device), "threads": torch.get_num_threads(),
-               "final": history[-1] if history else {}, "command": command_line(),
-               "parameters": sum(p.numel() for p in net.parameters())}
     _write_json(out / "summary.json", summary)
     (out / "MODEL_CARD.md").write_text(model_card(summary), encoding="utf-8")
     return summary
@@ -301,6 +364,18 @@ def _init_from(net: StyleNet, path: str) -> None:
         raise ValueError(f"{path}: --init model is {src.config}, this run trains {net.config}")
     net.load_state_dict(src.state_dict())
     log.info("starting from the weights of %s", path)
+
+
+def _time_is_up(elapsed_s: float, max_minutes: float, ranks: Ranks, device: torch.device) -> bool:
+    """``--max-minutes`` reached; under torchrun every rank stops at the same step (rank 0's clock)."""
+    up = elapsed_s / 60.0 >= max_minutes
+    if ranks.world <= 1:
+        return up
+    import torch.distributed as dist
+
+    flag = torch.tensor([1.0 if up and ranks.lead else 0.0], device=device)
+    dist.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def temporal_loss(y1: torch.Tensor, y2: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
