@@ -147,7 +147,11 @@ async def measure(bpm: float = 120.0, new_bpm: float = 150.0, beats_per_bar: int
         found = None
         while time.monotonic() - t0 < discover_s:
             await asyncio.sleep(0.25)
-            if beats.bpm.get("b") == bpm and beats.bpm.get("a") == bpm:
+            # One session: one tempo (whichever peer's Link kept: usually A's, it started first)
+            # and downbeats together.
+            session_bpm = beats.bpm.get("a")
+            if session_bpm and beats.bpm.get("b") == session_bpm:
+                bar_s = 60.0 / session_bpm * beats_per_bar
                 recent = pair_downbeats(beats.times["a"], beats.times["b"], bar_s, after=time.monotonic() - 2 * bar_s)
                 if recent and abs(recent[-1]) < 10.0:
                     found = time.monotonic()
@@ -168,7 +172,7 @@ async def measure(bpm: float = 120.0, new_bpm: float = 150.0, beats_per_bar: int
                     for tag in ("a", "b")}
         after = pair_downbeats(beats.times["a"], beats.times["b"], new_bar_s, after=t_change + 0.5 * new_bar_s)
         first = after[:2]
-        return {"bpm": bpm, "new_bpm": new_bpm, "beats_per_bar": beats_per_bar,
+        return {"bpm": session_bpm, "asked_bpm": {"a": bpm, "b": bpm * 0.8}, "new_bpm": new_bpm, "beats_per_bar": beats_per_bar,
                 "discovery_s": found - t0, "steady": _stats(steady), "after_change": _stats(after),
                 "first_bars_after_change_ms": first,
                 "tempo_reached_s": followed, "final_bpm": dict(beats.bpm)}
@@ -193,11 +197,12 @@ def report(r: dict) -> str:
         return "livegen bench link: " + r["error"]
     s, a = r["steady"], r["after_change"]
     lines = [
-        f"livegen bench link — two livegen instances in one Ableton Link session "
+        f"livegen bench link — two livegen instances (asking {r['asked_bpm']['a']:.0f} and "
+        f"{r['asked_bpm']['b']:.0f} bpm) in one Ableton Link session "
         f"({r['beats_per_bar']} beats a bar), found each other {r['discovery_s']:.1f} s after both were playing",
-        f"steady at {r['bpm']:.0f} bpm: {s['bars']} bars, downbeat |B-A| median {s.get('median_abs_ms', 0):.2f} ms, "
+        f"steady at the session's {r['bpm']:.0f} bpm: {s['bars']} bars, downbeat |B-A| median {s.get('median_abs_ms', 0):.2f} ms, "
         f"p99 {s.get('p99_abs_ms', 0):.2f} ms, max {s.get('max_abs_ms', 0):.2f} ms",
-        f"tempo {r['bpm']:.0f} -> {r['new_bpm']:.0f} sent to A: A's beats at the new tempo after "
+        f"tempo {r['new_bpm']:.0f} sent to A: A's beats at the new tempo after "
         f"{_ms(r['tempo_reached_s']['a'])}, B's after {_ms(r['tempo_reached_s']['b'])}",
         f"after the change: {a['bars']} bars, |B-A| median {a.get('median_abs_ms', 0):.2f} ms, "
         f"p99 {a.get('p99_abs_ms', 0):.2f} ms, max {a.get('max_abs_ms', 0):.2f} ms "
