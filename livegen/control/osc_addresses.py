@@ -12,6 +12,7 @@ TouchDesigner send everything as floats); ``s`` accepts ``S`` (symbol).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -102,6 +103,7 @@ _SENT_NAMES = ("value", "error", "pong", "note", "beat", "clock", "transport", "
 _INSTANCE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
+@functools.lru_cache(maxsize=1)
 def reserved_instance_names() -> frozenset[str]:
     """Names an instance cannot have: the first segment of every built-in address (and of
     what livegen sends), or ``/livegen/<name>/...`` would mean two things."""

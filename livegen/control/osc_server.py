@@ -506,7 +506,8 @@ class OscServer:
                 ok = self._apply_trigger(t, msg, source) or ok
             return ok
         self._reply_prefix = PREFIX
-        target, address = split_instance(msg.address)
+        found = lookup(msg.address)
+        target, address = split_instance(msg.address) if found is None else (None, msg.address)
         if target is not None:
             if target != self.instance:  # for another livegen of the show
                 self.stats["other_instance"] += 1
@@ -517,7 +518,7 @@ class OscServer:
                 return False
             msg = OscIn(address, msg.tags, msg.args)
             self._reply_prefix = f"{PREFIX}/{target}"
-        found = lookup(msg.address)
+            found = lookup(address)
         if found is None:
             self._reject(f"unknown:{addr[0]}", "OSC from %s: unknown address %s (args ,%s %s); see /livegen/* in the docs",
                          source, _short(msg.address), msg.tags, _short(msg.args))
