@@ -48,3 +48,23 @@ def atomic_write(path: str | os.PathLike[str], binary: bool = True) -> Iterator[
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_write(path, binary=False) as f:
         f.write(text)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
+    """Yield a temporary file name beside ``path`` (same suffix, so libraries that pick a
+    format by extension, like pygame and matplotlib, still do) for a library that writes
+    by name; on success it replaces ``path``, on failure it is removed."""
+    target = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(target))
+    stem, suffix = os.path.splitext(base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

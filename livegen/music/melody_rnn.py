@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from livegen.music.encoding import COND_DIM, INPUT_VOCAB, MAX_BAR_STEPS, MIN_PITCH, NOTE_BASE, VOCAB
+from livegen.weights import WeightsFileError, load_weights
 
 FORMAT = "livegen-melody-rnn"
 FORMAT_VERSION = 2  # 2: lookback conditioning and the degree head
@@ -224,17 +225,9 @@ def load_model(path: Path | str, device: torch.device | str | None = "cpu") -> t
     if not path.exists():
         raise MelodyModelError(f"{path}: melody model file not found")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated, corrupt or not a torch file at all
-        import zipfile
-
-        if not zipfile.is_zipfile(path):
-            detail = "not a torch zip archive"
-        elif "Weights only load failed" in str(exc):
-            detail = "holds objects other than tensors and plain data, refused (weights_only)"
-        else:
-            detail = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
-        raise MelodyModelError(f"{path}: not a readable melody model (truncated or corrupt?): {detail}") from None
+        blob = load_weights(path)
+    except WeightsFileError as e:
+        raise MelodyModelError(f"{path}: not a readable melody model: {e}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise MelodyModelError(f"{path}: not a livegen melody RNN file (format {blob.get('format') if isinstance(blob, dict) else type(blob).__name__!r})")
     if blob.get("version") != FORMAT_VERSION:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from livegen.atomic import atomic_path, atomic_write_text
 from livegen.music.corpus import COLLECTIONS, LoadReport, by_split, load_collections, load_paths, manifest
 from livegen.music.encoding import COND_DIM, START, Melody
 from livegen.music.melody_rnn import MelodyRNN, MelodyRNNConfig, default_device, save_model
@@ -182,7 +183,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         raise SystemExit(f"train melody: need tunes in both the train and valid splits "
                          f"(have {len(splits['train'])} / {len(splits['valid'])}); give more data")
     if rank == 0:
-        (out / "manifest.json").write_text(json.dumps(manifest(melodies), indent=0))
+        atomic_write_text(out / "manifest.json", json.dumps(manifest(melodies), indent=0))
         log.info("data: %d train, %d valid, %d test tunes", *(len(splits[s]) for s in ("train", "valid", "test")))
 
     mcfg = MelodyRNNConfig(hidden=cfg.hidden, layers=cfg.layers, embed=cfg.embed, dropout=cfg.dropout)
@@ -270,7 +271,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             ck = {"epoch": epoch, "model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
                   "history": history, "best": best, "best_epoch": best_epoch, "bad": bad}
             _save_torch(ckpt_path, ck)
-            (out / "history.json").write_text(json.dumps(history, indent=1))
+            atomic_write_text(out / "history.json", json.dumps(history, indent=1))
             plot_history(history, out / "loss.png")
         if timed_out:
             stopped = f"time limit of {cfg.max_minutes:g} minutes reached"
@@ -351,8 +352,8 @@ def finish(cfg: TrainConfig, out: Path, splits, reports, history, best_epoch, st
     summary = json.loads(json.dumps(summary, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     model_cpu, _ = load_model(out / "melody.pt", "cpu")
     save_model(out / "melody.pt", model_cpu, summary)
-    (out / "MODEL_CARD.md").write_text(model_card(summary))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(out / "MODEL_CARD.md", model_card(summary))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -381,10 +382,9 @@ def plot_history(history: list[dict], path: Path) -> None:
     ax.set_title("livegen melody RNN")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 ENCODING_NOTE = (

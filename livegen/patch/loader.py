@@ -737,9 +737,9 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
     allow = c.strings(p + ("allow",), t.get("allow", []))
     for i, ip in enumerate(allow):
         try:
-            ipaddress.ip_address(ip)
+            ipaddress.ip_network(ip.strip(), strict=False)
         except ValueError:
-            raise c.expected(p + ("allow", i), "an IP address", ip) from None
+            raise c.expected(p + ("allow", i), "an IP address or network (192.168.1.20, 10.0.0.0/24)", ip) from None
     instance = c.string(p + ("instance",), t.get("instance", ""))
     if instance and instance_name_problem(instance):
         raise c.expected(p + ("instance",), "an instance name (letters, digits, '-', '_'; not one of livegen's "

@@ -136,7 +136,7 @@ def load_vgg16(source: str | Path | None = None) -> VGG16Features:
     try:
         if "://" in source:
             state = torch.hub.load_state_dict_from_url(source, map_location="cpu", progress=True,
-                                                       check_hash=source == VGG16_URL)
+                                                       check_hash=source == VGG16_URL, weights_only=True)
         else:
             if not Path(source).is_file():
                 raise LossNetError(f"{source}: no such VGG16 weights file")

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from livegen.atomic import atomic_write
+from livegen.weights import WeightsFileError, load_weights
 
 FILE_FORMAT = "livegen-style-net"
 FORMAT_VERSION = 2  # 2 added skip connections and pixel-shuffle upsampling; 1 still loads
@@ -239,10 +240,9 @@ def load_style_net(path: str | Path, device: str | torch.device = "cpu") -> Styl
     if not path.is_file():
         raise StyleModelError(f"{path}: no such style model file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, not a torch file, pickled code...
-        reason = " ".join(str(e).split())[:160] or type(e).__name__
-        raise StyleModelError(f"{path}: not a readable style model ({reason})") from None
+        payload = load_weights(path)
+    except WeightsFileError as e:
+        raise StyleModelError(f"{path}: not a readable style model: {e}") from None
     if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
         raise StyleModelError(f"{path}: not a livegen style model")
     if payload.get("version") not in (1, FORMAT_VERSION):

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from livegen.atomic import atomic_path
 from livegen.visuals.images import IMAGE_SUFFIXES, ImageError, image_files, load_frame, to_frame, to_tensor
 
 log = logging.getLogger("livegen")
@@ -53,7 +54,8 @@ def save_image(path: Path, frame: np.ndarray) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     surf = pygame.image.frombuffer(np.ascontiguousarray(frame).tobytes(), (frame.shape[1], frame.shape[0]), "RGB")
-    pygame.image.save(surf, str(path))
+    with atomic_path(path) as tmp:
+        pygame.image.save(surf, tmp)
 
 
 @dataclass

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from livegen.atomic import atomic_write
+from livegen.atomic import atomic_path, atomic_write, atomic_write_text
 from livegen.visuals.clips import scene_clip, scene_kinds
 from livegen.visuals.images import fit_cover, grid, image_files, load_frame, to_frame, to_tensor
 from livegen.visuals.loss_net import StyleLoss, make_loss_net, resize_short_side, total_variation
@@ -242,7 +242,7 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
     step, trained_s = 0, 0.0
     ckpt_path = out / "checkpoint.pt"
     if cfg.resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         net.load_state_dict(ck["net"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
@@ -351,7 +351,7 @@ def train(cfg: StyleTrainConfig, progress: bool = True) -> dict[str, Any]:
     _write_json(out / "history.json", history)
     plot_history(history, out / "loss.png")
     _write_json(out / "summary.json", summary)
-    (out / "MODEL_CARD.md").write_text(model_card(summary), encoding="utf-8")
+    atomic_write_text(out / "MODEL_CARD.md", model_card(summary))
     return summary
 
 
@@ -411,7 +411,8 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen.atomic import atomic_write
+
 
 @functools.lru_cache(maxsize=1)
 def find_ffmpeg() -> str | None:
@@ -57,7 +59,8 @@ def write_png(path: str | Path, frame: np.ndarray, level: int = 3) -> None:
            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
            + chunk(b"IEND", b""))
-    Path(path).write_bytes(png)
+    with atomic_write(path) as f:
+        f.write(png)
 
 
 class FrameWriter:
