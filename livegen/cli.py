@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     qbench.add_argument("--flicker-only", action="store_true", help="skip the (slow) Gatys comparison")
     qbench.add_argument("--gatys-from", type=Path, help="take the Gatys optima from an earlier --json report")
 
+    from livegen.bench import soak
+
+    soak.add_arguments(sub.add_parser("soak", help="play a patch for N minutes under random control input: memory, "
+                                                   "underruns, late notes, dropped frames"))
+
     train = sub.add_parser("train", help="train models")
     tsub = train.add_subparsers(dest="train", required=True)
     tm = tsub.add_parser("melody", help="train the melody RNN (and its n-gram baseline); torchrun-ready")
@@ -243,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     from livegen.log import setup_logging
 
     log_path = setup_logging(args.verbose, args.log_file)
+    from livegen.native_log import route_native_messages
+
+    route_native_messages()
     try:
         if args.command == "play":
             return _play(args, log_path)
@@ -289,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
                 return bench_style_quality(args)
             except (ValueError, StyleModelError, OSError) as e:  # a bad --model, --gatys-from...
                 raise _UserError(str(e)) from None
+        if args.command == "soak":
+            from livegen.bench.soak import main as soak
+
+            return soak(args)
         if args.command == "train" and args.train == "melody":
             return _train_melody(args)
         if args.command == "train" and args.train == "style":
@@ -304,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     except _UserError as e:
         log.error("%s", e)
         return 2
+    except Exception as e:  # a bug of ours: one line here, the traceback in the log file
+        log.debug("unexpected error", exc_info=True)
+        where = f"; details in {log_path}" if log_path else ""
+        log.error("unexpected error: %s: %s%s", type(e).__name__, " ".join(str(e).split()), where)
+        return 1
     return 2
 
 
@@ -421,6 +438,10 @@ def _load(path: Path):
 def _play(args, log_path) -> int:
     from livegen.play import RigOptions, play
 
+    if log_path:
+        log.info("log file: %s", log_path)
+    else:
+        log.warning("no log file: cannot write one where it goes (--log-file PATH chooses another place)")
     patch_path = args.patch or _default_patch()
     _load(patch_path)  # report a bad patch before opening any device
     if args.record:
@@ -435,8 +456,6 @@ def _play(args, log_path) -> int:
         problem = instance_name_problem(args.name)
         if problem:
             raise _UserError(f"--name: {problem}")
-    if log_path:
-        log.info("log file: %s", log_path)
     opts = RigOptions(window=not args.no_window, audio=not args.no_audio, audio_device=args.audio_device,
                       osc_port=args.osc_port, midi_inputs=args.midi_in, fullscreen=args.fullscreen,
                       seed=args.seed, watch_patch=not args.no_reload, link=args.link, name=args.name,
