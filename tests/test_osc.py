@@ -215,6 +215,7 @@ TABLE_CASES: list[tuple[str, tuple[tuple[str, Any], ...], tuple[Any, ...] | None
 def test_cases_cover_the_whole_table() -> None:
     covered = {lookup(addr)[0].pattern for addr, _, _ in TABLE_CASES}  # type: ignore[index]
     covered.add("/livegen/record")  # needs the live rig's recorder: below and tests/test_recording.py
+    covered.add("/livegen/stats")  # below: its reply would come before the pong these cases wait for
     assert covered == {a.pattern for a in ADDRESSES}
 
 
@@ -279,6 +280,22 @@ def test_get_replies_to_the_sender_with_the_value_or_an_error() -> None:
         assert "no.such" in reply.params[0]
 
     run(t)
+
+
+def test_stats_replies_every_counter_and_the_bundles_waiting() -> None:
+    async def t(server: OscServer, client: Client, surface: FakeSurface) -> None:
+        client.send(b"junk")
+        client.send(bundle(time.time() + 30, msg("/livegen/panic")))
+        client.send(msg("/livegen/stats"))
+        reply = await client.recv()
+        assert reply.address == "/livegen/stats"
+        got = dict(zip(reply.params[::2], reply.params[1::2]))
+        assert set(got) == {*server.stats, "pending"} and got["pending"] == 1
+        assert got["received"] == 3 and got["malformed"] == 1 and got["scheduled"] == 1 and got["errors"] == 0
+        client.send(msg("/livegen/fuzz/stats"))
+        assert (await client.recv()).address == "/livegen/fuzz/stats"  # an instance's own address
+
+    run(t, instance="fuzz")
 
 
 def test_dump_replies_one_value_per_parameter() -> None:
@@ -757,3 +774,10 @@ def test_dispatch_without_a_socket_for_scripted_renders() -> None:
     assert surface.mutations() == [("set_tempo", 132.0), ("scene", "chorus"), ("set_param", "gen.density", 0.25)]
     assert surface.sources[0] == "osc:script:3"
     assert server.stats["rejected"] == 2 and server.stats["received"] == 0
+
+
+def test_patch_send_kinds_are_the_outputs_kinds() -> None:
+    from livegen.outputs.osc_out import SEND_KINDS
+    from livegen.patch.schema import OSC_SEND_KINDS
+
+    assert OSC_SEND_KINDS == SEND_KINDS  # a kind the output knows can be asked for in a patch

@@ -88,6 +88,10 @@ ADDRESSES: tuple[OscAddress, ...] = (
                arguments=("parameter name",)),
     OscAddress(f"{PREFIX}/learn/save", "", "Save the MIDI-learned mappings into the patch."),
     OscAddress(f"{PREFIX}/ping", "", "Check that livegen is listening.", reply=f"{PREFIX}/pong"),
+    OscAddress(f"{PREFIX}/stats", "",
+               "Ask for the OSC input's counters since start: datagrams received, messages applied, malformed "
+               "datagrams, rejected messages, messages in future bundles scheduled, waiting and dropped, errors.",
+               reply=f"{PREFIX}/stats with a name and a count (s i) per counter"),
 )
 
 _EXACT: dict[str, OscAddress] = {a.pattern: a for a in ADDRESSES if "<" not in a.pattern}

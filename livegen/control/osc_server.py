@@ -329,6 +329,7 @@ class OscServer:
             f"{PREFIX}/learn": self._h_learn,
             f"{PREFIX}/learn/save": self._h_learn_save,
             f"{PREFIX}/ping": self._h_ping,
+            f"{PREFIX}/stats": self._h_stats,
         }
         missing = [a.pattern for a in ADDRESSES if a.pattern not in self._handlers]
         if missing:
@@ -511,10 +512,11 @@ class OscServer:
         if target is not None:
             if target != self.instance:  # for another livegen of the show
                 self.stats["other_instance"] += 1
-                if target not in self._other_instances and len(self._other_instances) < 64:
-                    self._other_instances.add(target)  # normal in a show of several: said once per name
+                name = _short(target, 64)  # a peer's choice: bounded in the log and in memory
+                if name not in self._other_instances and len(self._other_instances) < 64:
+                    self._other_instances.add(name)  # normal in a show of several: said once per name
                     log.info("OSC from %s: %s is for instance %r, not this one (%r); such messages are ignored",
-                             source, _short(msg.address), target, self.instance or "unnamed")
+                             source, _short(msg.address), name, self.instance or "unnamed")
                 return False
             msg = OscIn(address, msg.tags, msg.args)
             self._reply_prefix = f"{PREFIX}/{target}"
@@ -662,6 +664,13 @@ class OscServer:
 
     def _h_ping(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
         self._reply(addr, encode(f"{self._reply_prefix}/pong"))
+        return True
+
+    def _h_stats(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
+        # For a monitor on stage and the fuzz benchmark: is junk arriving, are bundles piling up?
+        counts = {**self.stats, "pending": self._pending}
+        args = [a for k, n in counts.items() for a in (("s", k), ("i", min(n, 2**31 - 1)))]
+        self._reply(addr, encode(f"{self._reply_prefix}/stats", *args))
         return True
 
 

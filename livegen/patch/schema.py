@@ -43,9 +43,9 @@ VOICE_RANGES: dict[str, tuple[float, float]] = {
     "pan": (-1.0, 1.0),
 }
 WAVEFORMS = ("saw", "square", "triangle", "sine")
-TRIGGER_ACTIONS = ("panic", "mutate", "answer", "tap", "start", "stop")
+TRIGGER_ACTIONS = ("panic", "mutate", "answer", "tap", "start", "stop", "continue", "quit")
 TRIGGER_PREFIXES = ("scene:", "learn:")
-OSC_SEND_KINDS = ("notes", "beats", "params", "clock")
+OSC_SEND_KINDS = ("notes", "beats", "params", "clock", "transport")  # = outputs.osc_out.SEND_KINDS (tested)
 RECORD_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")  # what ``[visuals] record`` may write (H.264 in each)
 SHARE_KINDS = ("", "ndi", "syphon", "spout")  # ``[visuals] share``: frames to other programs
 CLOCK_SOURCES = ("internal", "midi", "link")
