@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     scbench.add_argument("--synthdef-file", type=Path,
                          help="the compiled livegen SynthDef sent to the server (default: examples/supercollider/)")
     scbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    from livegen.bench import faults, fuzz, panic
+
+    fuzz.add_arguments(bsub.add_parser("fuzz", help="random and malformed OSC datagrams and MIDI at a real livegen "
+                                                    "play: it stays up, answers, leaks nothing, leaves no note on"))
+    faults.add_arguments(bsub.add_parser("faults", help="device faults: MIDI ports and the JACK server lost and back, "
+                                                        "a style process killed: time to notice and to recover"))
+    panic.add_arguments(bsub.add_parser("panic", help="panic latency: OSC and a CC trigger to silence on the synth, "
+                                                      "MIDI, OSC targets and scsynth (JACK)"))
     mbench = bsub.add_parser("melody", help="melody RNN step latency (1 thread) and batched tokens/s")
     mbench.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     mbench.add_argument("--steps", type=int, default=5000)
@@ -281,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             from livegen.bench.scsynth import main as bench_scsynth
 
             return bench_scsynth(args)
+        if args.command == "bench" and args.bench in ("fuzz", "faults", "panic"):
+            import importlib
+
+            return importlib.import_module(f"livegen.bench.{args.bench}").main(args)
         if args.command == "bench" and args.bench == "melody":
             from livegen.bench.melody import main as bench_melody
 

@@ -35,6 +35,11 @@ WINDOW_BEATS = 0.25  # generators are asked for one 16th note of music at a time
 PERFORMER_VOICE = "pluck"  # the synth voice that sounds what the performer plays
 LATE_TOLERANCE = 0.004  # a note due at most this long ago is sent now rather than dropped
 RECENT_NOTES = 64
+# Channel-mode messages a controller's panic button sends (often on all 16 channels at once).
+CHANNEL_MODE_PANIC = {120: "All Sound Off", 123: "All Notes Off"}
+# One panic from a burst of them: a second one this soon is the same button, or our own
+# all-notes-off coming back through a synth's MIDI thru (which would otherwise loop forever).
+PANIC_ECHO_SECONDS = 0.5
 
 
 class Scheduler(Protocol):
@@ -96,6 +101,7 @@ class Engine:
         self._next_window = 0.0
         self._triggers: list[str] = []
         self._taps: deque[float] = deque(maxlen=5)
+        self._last_panic = -math.inf
         self._inline = generate_inline
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._inflight: deque[concurrent.futures.Future] = deque()
@@ -197,6 +203,8 @@ class Engine:
     def _collect(self) -> None:
         while self._inflight and self._inflight[0].done():
             fut = self._inflight.popleft()
+            if getattr(fut, "dropped", False):  # generated before a panic: pending notes are dropped
+                continue
             self._place(fut.window_start, fut.result(), self.now())  # type: ignore[attr-defined]
 
     def _contexts(self, start: float, end: float) -> list[tuple[GeneratorSlot, GeneratorContext]]:
@@ -391,15 +399,32 @@ class Engine:
             self.set_tempo(60.0 / interval, "tap")
 
     def panic(self, source: str = "") -> None:
-        """All notes off on every output, now; pending notes dropped."""
-        self.scheduler.panic(self.now())
+        """All notes off on every output, now; pending notes dropped, windows being
+        generated included (their notes would start after the panic)."""
+        t = self.now()
+        self.scheduler.panic(t)
+        self._last_panic = t
         self._sounding_thru.clear()
+        for fut in self._inflight:
+            fut.dropped = True  # type: ignore[attr-defined]
         log.info("panic (%s)", source or "?")
+
+    def _channel_mode_panic(self, event: ControlInput, port: str) -> bool:
+        """CC 120 / 123 from a controller: panic, once per burst; False when the patch
+        switched that off (``[midi] panic_on_all_notes_off = false``)."""
+        if not getattr(self.patch.midi, "panic_on_all_notes_off", True):
+            return False
+        if self.now() - self._last_panic < PANIC_ECHO_SECONDS:
+            log.debug("MIDI %s CC %d on channel %d ignored: a panic just happened", port, event.number,
+                      event.channel + 1)
+            return True
+        self.panic(f"MIDI {port} CC {event.number} {CHANNEL_MODE_PANIC[event.number]}, channel {event.channel + 1}")
+        return True
 
     def screenshot(self, source: str = "") -> bool:
         """Save the window's next frame as a PNG; False when there is no window."""
         if self.on_screenshot is None:
-            log.info("screenshot asked for (%s) but there is no window", source or "?")
+            self.problems.warn("screenshot", "screenshot asked for (%s) but there is no window", source or "?")
             return False
         self.on_screenshot()
         return True
@@ -450,6 +475,8 @@ class Engine:
                 return  # the release of a pad
             self.play_note(event.pitch, event.velocity if event.on else 0, f"MIDI {port}", event.channel, t)
         elif isinstance(event, ControlInput):
+            if event.kind == "cc" and event.number in CHANNEL_MODE_PANIC and self._channel_mode_panic(event, port):
+                return
             if self.midi_learn.armed is not None and event.kind in ("cc", "cc14", "pitchbend"):
                 m = self.midi_learn.offer(event)
                 if m is not None:

@@ -1,33 +1,30 @@
-"""JACK's own messages go to the log file, not the performer's terminal.
+"""JACK's own messages are kept off the performer's terminal.
 
 libjack prints straight to stderr: when the JACK server is gone, every MIDI port rescan
-(twice a second) printed five lines of "Cannot connect to server socket" and
-"JackShmReadWritePtr" around livegen's one line saying what is wrong. libjack lets a
-program install its own message handler; ours sends the text to the log at debug level.
+printed five lines of "Cannot connect to server socket" and "JackShmReadWritePtr" around
+livegen's one line saying what is wrong. libjack lets a program install its own message
+handler, and ours drops the text: livegen says in its own words what failed (the port, the
+device, "JACK server not running?").
 
-(ALSA's ``snd_lib_error_set_handler`` takes a variadic handler, which a ctypes callback
-cannot be: one that did any work crashed the process. ALSA is kept quiet by not opening
-its sequencer where there is none; see ``livegen.control.midi_ports``.)
+The handler is a C function, not a Python callback: libjack calls it on its own threads
+(a client thread that finds its server gone), and a Python callback there would need the
+GIL, which the thread closing that client may hold while it waits for that very thread: a
+deadlock in the middle of a show. libc's ``strlen`` takes one ``const char *`` and has no
+effect, which is all a message handler needs to be.
 
-python-rtmidi ships its own copy of libjack, so the handler is installed in that copy as
-well as in the system's (used by PortAudio). Each process that opens ports calls this once.
+python-rtmidi ships its own copy of libjack, so the handler goes into that copy as well as
+the system's (PortAudio's). Each process that opens JACK clients calls this once. (ALSA is
+kept quiet by not opening its sequencer where there is none; see ``livegen.control.midi_ports``.)
 """
 
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import glob
-import logging
 import os
 
-log = logging.getLogger("livegen.native")
-
-_JACK_MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
-_installed: list[object] = []  # the libraries and callbacks, kept alive for the process's life
-
-
-def _jack_handler(text: bytes | None) -> None:
-    log.debug("libjack: %s", (text or b"").decode("utf-8", "replace").strip())
+_installed: list[object] = []  # the libraries, kept loaded for the process's life
 
 
 def _libjack_paths() -> list[str]:
@@ -44,17 +41,23 @@ def _libjack_paths() -> list[str]:
 
 
 def route_native_messages() -> list[str]:
-    """Install the handlers (once per process); returns the libraries that took them."""
+    """Silence libjack's own messages in this process (once); returns the libraries that took it."""
     if _installed:
-        return [str(x) for x in _installed if isinstance(x, str)]
-    jack_cb = _JACK_MESSAGE(_jack_handler)
-    _installed.append(jack_cb)
+        return [x for x in _installed if isinstance(x, str)]
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        quiet = ctypes.cast(libc.strlen, ctypes.c_void_p)
+    except (OSError, AttributeError):
+        return []
+    _installed.append(libc)
     for path in _libjack_paths():
         try:
             lib = ctypes.CDLL(path)
-            lib.jack_set_error_function(jack_cb)
-            lib.jack_set_info_function(jack_cb)
+            lib.jack_set_error_function.argtypes = [ctypes.c_void_p]
+            lib.jack_set_info_function.argtypes = [ctypes.c_void_p]
+            lib.jack_set_error_function(quiet)
+            lib.jack_set_info_function(quiet)
         except (OSError, AttributeError):
             continue
         _installed.extend([lib, path])
-    return [str(x) for x in _installed if isinstance(x, str)]
+    return [x for x in _installed if isinstance(x, str)]

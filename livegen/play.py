@@ -5,6 +5,14 @@ an audio device, MIDI ports, OSC in and out, scsynth, the window. Anything missi
 reported in one line and the show runs with the rest. Shutdown is always the same:
 inputs closed, all notes off everywhere, the dispatch and generator threads joined, the
 synth process joined, the window closed.
+
+Devices that fail during the show do not stop it. An audio device lost (jackd killed, an
+interface unplugged) is one line; the music goes on out of MIDI and OSC while a new synth
+process looks for the device twice a second, and takes the old one's place (and its
+parameter values) when it is back: one more line. MIDI ports that vanish are followed by
+``MidiInput.watch`` and the timing server; a style process that crashes is restarted.
+The window closed by the window manager, or its display gone, stops the visuals only,
+unless the patch says ``[visuals] on_close = "quit"``.
 """
 
 from __future__ import annotations
@@ -23,10 +31,15 @@ from typing import Callable
 from livegen.clock.dispatcher import Dispatcher
 from livegen.engine import Engine
 from livegen.events import Output
+from livegen.log import RateLimitedLog
 
 log = logging.getLogger("livegen")
 
 TICK_SECONDS = 0.005  # how often the loop asks the engine to generate ahead
+AUDIO_CHECK_SECONDS = 0.1  # how often the synth process is looked at
+AUDIO_WAIT_SECONDS = 60.0  # one new audio process looks for a lost device (every 0.5 s) this long...
+AUDIO_RETRY_SECONDS = 2.0  # ...then, or when opening it failed, the next one starts this much later
+AUDIO_START_SECONDS = 10.0  # how long opening the device may take once it is there
 LINK_SYNC_SECONDS = 0.005  # how often the clock is put back on the Link session's timeline
 
 
@@ -100,6 +113,10 @@ class LiveRig:
         self._tasks: list[asyncio.Task] = []
         self._quit = asyncio.Event()
         self.missing: list[str] = []
+        self._synth_args: dict | None = None  # how the synth was made: a lost device is reopened alike
+        self.audio_lost_at: float | None = None  # when the audio device was lost (None: playing, or never opened)
+        self.on_audio: Callable[[str, float], None] | None = None  # ("lost" | "back", time.monotonic())
+        self._visuals_stopped = False  # the window went and nothing else wants frames
 
     # ------------------------------------------------------------------ opening
     def _open_outputs(self) -> list:
@@ -111,8 +128,9 @@ class LiveRig:
             from livegen.sound.server import AudioUnavailable, SynthOutput
 
             device = opts.audio_device if opts.audio_device is not None else (patch.audio.device or None)
-            synth = SynthOutput(device=device, sample_rate=patch.audio.sample_rate, blocksize=patch.audio.blocksize,
-                                voices=voices_with(patch.voices), master_gain=patch.audio.master_gain)
+            self._synth_args = dict(device=device, sample_rate=patch.audio.sample_rate, blocksize=patch.audio.blocksize,
+                                    voices=voices_with(patch.voices), master_gain=patch.audio.master_gain)
+            synth = SynthOutput(**self._synth_args)
             try:
                 info = synth.start()
                 self.synth = synth
@@ -230,6 +248,8 @@ class LiveRig:
         if self.link is not None:
             self._tasks.append(asyncio.create_task(self._link_sync(engine), name="livegen-link"))
         self._tasks.append(asyncio.create_task(self._tick(engine), name="livegen-tick"))
+        if self.synth is not None:
+            self._tasks.append(asyncio.create_task(self._watch_audio(), name="livegen-audio-watch"))
         if self.scene is not None:
             self._tasks.append(asyncio.create_task(self._frames(engine), name="livegen-frames"))
         return engine
@@ -318,6 +338,14 @@ class LiveRig:
             except Exception:  # the show goes on
                 engine.problems.warn("advance", "engine step failed; see the log")
                 log.debug("engine step failed", exc_info=True)
+            if self.window is not None:
+                # Keys are read here, every tick, not once a frame: Space (panic) acts within
+                # 5 ms instead of up to a frame and its drawing (33 ms and more) later.
+                try:
+                    self._window_actions(engine)
+                except Exception:
+                    engine.problems.warn("window-keys", "reading the window's keys failed; see the log")
+                    log.debug("window actions failed", exc_info=True)
             await asyncio.sleep(TICK_SECONDS)
 
     async def _link_sync(self, engine: Engine) -> None:
@@ -353,20 +381,93 @@ class LiveRig:
                 try:
                     params = engine.store.snapshot(now)
                     frame = await loop.run_in_executor(pool, render, now, params)
+                    if self._visuals_stopped:  # the window went while this frame was drawn
+                        return
                     self._frame_times.append(now)
                     if self.window is not None:
                         self.window.show(frame, self._hud(engine) if self.window.hud_visible else None)
-                        self._window_actions(engine)
+                    if self.window is not None:
                         self._take_screenshots()
                     self._frames_out(frame, now)
                     self.frames += 1
                 except Exception:
                     engine.problems.warn("frame", "drawing a frame failed; see the log")
                     log.debug("frame failed", exc_info=True)
+                if self._visuals_stopped:
+                    return
                 next_t = max(next_t + period, time.monotonic())
                 await asyncio.sleep(max(0.0, next_t - time.monotonic()))
         finally:
             pool.shutdown(wait=True)
+
+    async def _watch_audio(self) -> None:
+        """A synth process that ends during the show (its device lost, or killed) is said
+        once; the show plays on without it and the device is tried again until it is back."""
+        while True:
+            await asyncio.sleep(AUDIO_CHECK_SECONDS)
+            synth = self.synth
+            if synth is None or synth.alive:
+                continue
+            lost_at = time.monotonic()
+            self.synth, self.audio_lost_at = None, lost_at
+            log.warning("audio output %s lost: %s; the show goes on without the synth (MIDI and OSC out go on) "
+                        "and the device is reopened as soon as it is back", _audio_name(synth.info),
+                        synth.exit_reason)
+            self._audio_changed("lost", lost_at)
+            await asyncio.to_thread(synth.close)  # events for it are dropped quietly until it is replaced
+            self.synth = await self._reopen_audio(synth)
+            back_at = time.monotonic()
+            self.audio_lost_at = None
+            log.info("audio output %s back after %.1f s: the synth plays again", _audio_name(self.synth.info),
+                     back_at - lost_at)
+            self._audio_changed("back", back_at)
+
+    async def _reopen_audio(self, old) -> object:
+        """A new synth process on the same device, waiting for it to come back; put in the
+        old one's place with its parameter values. Each failed try is a line in the log
+        file only."""
+        from livegen.sound.server import AudioUnavailable, SynthOutput
+
+        # The device the lost synth had, not "the default": with JACK gone the default
+        # could be the ALSA card that jackd needs back.
+        device = self._synth_args["device"]
+        if device is None and isinstance(old.info, dict):
+            device = old.info.get("device")
+        tries = 0
+        while True:
+            tries += 1
+            new = SynthOutput(**{**self._synth_args, "device": device})
+            try:
+                await self._start_synth(new)
+            except AudioUnavailable as e:
+                log.debug("audio output, try %d: %s", tries, e)
+                await asyncio.sleep(AUDIO_RETRY_SECONDS)
+                continue
+            self.dispatcher.replace_output(old, new)  # the events pending for the old one go to it too
+            new.take_params(old.params)
+            self.outputs = [new if out is old else out for out in self.outputs]
+            return new
+
+    @staticmethod
+    async def _start_synth(synth) -> dict:
+        """``synth.start()`` off the loop; if the rig closes meanwhile, what it opened is closed."""
+        task = asyncio.ensure_future(asyncio.to_thread(synth.start, AUDIO_START_SECONDS, AUDIO_WAIT_SECONDS))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(synth.close)  # ends its wait for the device
+            try:
+                await task
+            except Exception:
+                pass
+            raise
+
+    def _audio_changed(self, what: str, t: float) -> None:
+        if self.on_audio is not None:
+            try:
+                self.on_audio(what, t)
+            except Exception:
+                log.exception("on_audio callback failed")
 
     # ------------------------------------------------------------------ frames out
     def _frames_out_wanted(self) -> bool:
@@ -403,7 +504,7 @@ class LiveRig:
     def set_recording(self, on: bool | None, source: str = "") -> bool:
         """Start (True), stop (False) or toggle (None) recording; never waits on the encoder."""
         if self.recorder is None:
-            log.info("recording asked for (%s) but the visuals are off", source or "?")
+            _PROBLEMS.warn("record", "recording asked for (%s) but the visuals are off", source or "?")
             return False
         if on is None:
             on = not self.recorder.recording
@@ -427,6 +528,9 @@ class LiveRig:
 
     def _window_actions(self, engine: Engine) -> None:
         for action in self.window.poll():
+            if action in ("close", "lost"):
+                self._window_gone(engine, action)
+                return
             if action == "quit":
                 engine.quit("window")
             elif action == "panic":
@@ -439,6 +543,25 @@ class LiveRig:
                 self.request_screenshot(None)
             elif action == "record":
                 self.set_recording(None, "key")
+
+    def _window_gone(self, engine: Engine, how: str) -> None:
+        """The window manager closed the window, or its display went away: the show stops
+        only when the patch says ``on_close = "quit"``; else the visuals stop (recording and
+        frame shares go on) and the music plays on."""
+        what = "window closed by the window manager" if how == "close" else "display lost (the X server went away)"
+        window, self.window = self.window, None
+        window.close()
+        if self.patch.visuals.on_close == "quit":
+            log.info("%s: stopping, as the patch says ([visuals] on_close = \"quit\")", what)
+            engine.quit(f"window ({how})")
+            return
+        if self.options.headless_visuals or self._frames_out_wanted():
+            rest = "the visuals go on for the recording and frame shares"
+        else:
+            self._visuals_stopped = True
+            rest = "the visuals stop"
+        log.warning("%s: %s, the music goes on (Ctrl-C or OSC /livegen/quit to stop; [visuals] on_close = \"quit\" "
+                    "makes closing the window stop the show)", what, rest)
 
     def request_screenshot(self, path: Path | None = None) -> None:
         """Save the window's next frame as a PNG (``path`` or screenshots/livegen-<time>.png)."""
@@ -520,6 +643,7 @@ async def play(patch_path: Path, options: RigOptions, on_ready: Callable[[LiveRi
     patch = load_patch(patch_path)
     rig = LiveRig(patch, options)
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception)
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, rig.request_quit)
@@ -536,6 +660,27 @@ async def play(patch_path: Path, options: RigOptions, on_ready: Callable[[LiveRi
         await rig.close()
         log.info("stopped: all notes off, workers joined")
     return 0
+
+
+_PROBLEMS = RateLimitedLog()  # the rig's own problem lines, rate-limited
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Whatever escapes a callback or task on the loop: one line (rate-limited), details in
+    the log file; the loop, and the show, go on. asyncio's default prints a traceback."""
+    exc = context.get("exception")
+    what = context.get("message") or "error in the event loop"
+    detail = f"{type(exc).__name__}: {' '.join(str(exc).split())}" if exc is not None else ""
+    _PROBLEMS.warn(f"loop:{what}:{type(exc).__name__}", "%s%s; see the log file", what,
+                        f" ({detail})" if detail else "")
+    log.debug("event loop: %s", what, exc_info=exc if exc is not None else False)
+
+
+def _audio_name(info) -> str:
+    """'system' (JACK Audio Connection Kit): the device a synth process had."""
+    if isinstance(info, dict) and info.get("device"):
+        return f"'{info['device']}' ({info.get('hostapi', '?')})"
+    return "(unknown device)"
 
 
 def _describe_audio(info) -> str:

@@ -5,9 +5,11 @@ time over its pipe), out of its dispatch thread at their deadline through
 ``ScsynthOutput`` (``/s_new``), to a real ``scsynth`` on JACK started here with livegen's
 SynthDef loaded by ``prepare_server``. A second client registered with ``/notify 1``
 notes when each node's ``/n_go`` arrives; the latency of a note is that arrival minus the
-time the dispatcher meant the note to start. scsynth runs commands that carry no time tag
-at the start of its next JACK period, so the period (stated in the report) bounds most of
-the figure. Reported: median, p99 and max in ms, and notes that never started.
+time the dispatcher meant the note to start. Notes go as bundles time-tagged with their own
+time, ``LEAD_SECONDS`` early, and scsynth computes one JACK period ahead of its output, so
+a note's ``/n_go`` arrives before its time (negative figures; up to a period early, stated
+in the report), and the note starts on its sample. Reported: median, p99 and max in ms,
+and notes that never started.
 """
 
 from __future__ import annotations

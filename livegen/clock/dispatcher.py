@@ -47,6 +47,7 @@ class Dispatcher:
         self._priority = priority
         self.on_emit: Callable[[Output, OutEvent, float, float], None] | None = None  # benchmarks: (output, event, send began, send ended)
         self.errors = 0
+        self._panics = 0  # panics so far: a batch taken off the heap before one drops its notes
 
     # -- outputs ---------------------------------------------------------------------
     @property
@@ -56,6 +57,19 @@ class Dispatcher:
     def add_output(self, output: Output) -> None:
         with self._cond:
             self._outputs.append(output)
+
+    def replace_output(self, old: Output, new: Output) -> None:
+        """Put ``new`` where ``old`` was (a device reopened): from now on it gets every event,
+        and the events still pending for ``old`` go to ``new`` at its own lead. Safe from any
+        thread; ``old`` gets nothing more (an event being sent to it right now excepted)."""
+        with self._cond:
+            self._outputs = [new if out is old else out for out in self._outputs]
+            if new not in self._outputs:
+                self._outputs.append(new)
+            self._heap = [(e.time - new.lead, seq, new, e) if out is old else (due, seq, out, e)
+                          for due, seq, out, e in self._heap]
+            heapq.heapify(self._heap)
+            self._cond.notify()
 
     # -- scheduling ------------------------------------------------------------------
     def schedule(self, event: OutEvent, outputs: Iterable[Output] | None = None) -> None:
@@ -71,13 +85,20 @@ class Dispatcher:
             return len(self._heap)
 
     def panic(self, t: float | None = None) -> None:
-        """Drop every pending note and silence every output now."""
+        """Drop every pending note and silence every output now.
+
+        Notes the thread has already taken off the heap but not yet sent are dropped too
+        (a note-on sent after the all-notes-off would sound with its note-off gone). Each
+        output's all-notes-off is dated ``lead`` ahead: the notes it was handed early, up to
+        that time, are pending there and must go too (their note-offs were just dropped here).
+        """
         now = self._now() if t is None else t
         with self._cond:
+            self._panics += 1
             self._heap = [e for e in self._heap if not isinstance(e[3], (NoteOn, NoteOff))]
             heapq.heapify(self._heap)
-            event = AllNotesOff(now)
             for out in self._outputs:
+                event = AllNotesOff(now + max(0.0, out.lead))
                 heapq.heappush(self._heap, (now - 1.0, next(self._seq), out, event))  # ahead of all
             self._cond.notify()
 
@@ -131,9 +152,12 @@ class Dispatcher:
             with cond:
                 batch = []
                 t = now()
+                panics = self._panics
                 while self._heap and self._heap[0][0] <= t:
                     batch.append(heapq.heappop(self._heap))
             for _due, _seq, out, event in batch:
+                if self._panics != panics and isinstance(event, (NoteOn, NoteOff)):
+                    continue  # a panic came in meanwhile; its all-notes-off follows this batch
                 t_send = now()
                 try:
                     out.send(event)

@@ -7,6 +7,12 @@ this small process instead, behind its own dispatch thread, with no GIL to share
 engine hands it every event ``lead`` seconds early over a pipe; it sends each one at its
 deadline. Like scsynth, it knows nothing of the engine: it only gets messages.
 
+MIDI outputs named by pattern follow their destination: a watcher thread lists the MIDI
+destinations every ``PORT_SCAN_SECONDS``, says once when one has gone, reconnects when it
+is back (sending it all notes off, so nothing it held stays stuck) and tells the parent,
+which logs the line (``on_port`` hears it too). Sending to a destination that is gone
+drops the messages quietly; the other outputs never notice.
+
 Outputs are described by specs (plain tuples) so the child can open them itself:
 
     ("midi-virtual", port_name, client_name)   a virtual MIDI output port
@@ -20,10 +26,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import queue
 import signal
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from livegen.events import AllNotesOff, NoteOn, OutEvent
 from livegen import realtime
@@ -32,29 +39,40 @@ from livegen.realtime import PromoteNewThreads
 log = logging.getLogger("livegen")
 
 LEAD_SECONDS = 0.02  # how early events are handed over: covers pipe and main-process jitter
+PORT_SCAN_SECONDS = 0.5  # how often MIDI destinations are listed: a port back is reconnected within ~0.6 s
 
 
-def _open(spec: tuple):
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _open(spec: tuple) -> tuple[Any, str | None]:
+    """The output for ``spec``, and None, or why a followed MIDI output is not connected yet
+    (it is kept all the same, and connects when its destination appears)."""
     kind = spec[0]
     if kind == "midi-virtual":
         from livegen.control.midi_ports import open_virtual_output
         from livegen.outputs.midi_out import MidiOutput
 
-        return MidiOutput(open_virtual_output(spec[1], client_name=spec[2]), f"midi:{spec[1]}")
+        return MidiOutput(open_virtual_output(spec[1], client_name=spec[2]), f"midi:{spec[1]}"), None
     if kind == "midi":
-        from livegen.control.midi_ports import open_output
+        from livegen.control.midi_ports import FollowedOutput
         from livegen.outputs.midi_out import MidiOutput
 
-        port = open_output(spec[1], client_name=spec[2])
-        return MidiOutput(port, f"midi:{port.name}")
+        port = FollowedOutput(spec[1], client_name=spec[2])
+        try:
+            port.connect()
+        except Exception as e:  # not there (yet)
+            return MidiOutput(port, f"midi:{spec[1]}"), _one_line(e)
+        return MidiOutput(port, f"midi:{port.name}"), None
     if kind == "osc":
         from livegen.outputs.osc_out import OscOutput
 
-        return OscOutput(spec[1], spec[2], spec[3], spec[4], tuple(spec[5]))
+        return OscOutput(spec[1], spec[2], spec[3], spec[4], tuple(spec[5])), None
     if kind == "scsynth":
         from livegen.outputs.supercollider import ScsynthOutput
 
-        return ScsynthOutput(spec[1], spec[2], spec[3], spec[4])
+        return ScsynthOutput(spec[1], spec[2], spec[3], spec[4]), None
     raise ValueError(f"unknown output kind {kind!r}")
 
 
@@ -68,29 +86,97 @@ def _describe(spec: tuple) -> str:
     return f"scsynth: {spec[1]}:{spec[2]} synthdef {spec[3]}"
 
 
+class _ToParent(logging.Handler):
+    """This process's log lines (a MIDI port that cannot send...) go to the parent's log."""
+
+    def __init__(self, say: Callable[[tuple], None]) -> None:
+        super().__init__(logging.INFO)
+        self._say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._say(("log", record.levelno, record.name, record.getMessage()))
+        except Exception:
+            pass
+
+
+def _forward_logging(say: Callable[[tuple], None]) -> None:
+    root = logging.getLogger("livegen")
+    root.setLevel(logging.INFO)
+    root.addHandler(_ToParent(say))
+
+
+def _watch_ports(followed: list, dispatcher: Any, say: Callable[[tuple], None], stop: threading.Event) -> None:
+    """The followed MIDI outputs' watcher: each change said once, all notes off on a return."""
+    from livegen.control.midi_ports import output_names
+
+    while not stop.wait(PORT_SCAN_SECONDS):
+        try:
+            names = output_names()
+            for out in followed:
+                with PromoteNewThreads():  # a reconnected port's JACK thread, like the first one's
+                    changes = out.port.check(names)
+                for what, name in changes:
+                    t = time.monotonic()
+                    if what == "connected":
+                        out.name = f"midi:{name}"
+                        # The device may hold notes from before it went (a JACK client that
+                        # restarted, a cable pulled mid-note): release them there.
+                        dispatcher.schedule(AllNotesOff(t), [out])
+                        line = f"MIDI output '{name}' connected (all notes off sent to it)"
+                    else:
+                        line = f"MIDI output '{name}' disappeared; will reconnect when it is back"
+                    say(("port", what, name, t, line))
+        except Exception as e:  # the show goes on; the next scan tries again
+            log.debug("MIDI output scan failed: %s", _one_line(e))
+
+
 def _serve(conn: Any, specs: Sequence[tuple]) -> None:
     from livegen.clock.dispatcher import Dispatcher
+    from livegen.native_log import route_native_messages
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent, which closes us
-    outputs, opened, missing = [], [], []
+    route_native_messages()  # libjack's own lines (a server gone...) kept off the terminal
+    outputs, opened, missing, followed = [], [], [], []
     for spec in specs:
         try:
             with PromoteNewThreads():  # a MIDI port's JACK thread must never miss a period
-                outputs.append(_open(spec))
-            opened.append(_describe(spec))
+                out, waiting = _open(spec)
         except Exception as e:  # a port that is not there: say so, run with the rest
-            missing.append(f"{_describe(spec)} unavailable: {' '.join(str(e).split()) or type(e).__name__}")
+            missing.append(f"{_describe(spec)} unavailable: {_one_line(e)}")
+            continue
+        if waiting is not None:
+            missing.append(f"{_describe(spec)} unavailable: {waiting}; will connect when it appears")
+        else:
+            opened.append(_describe(spec))
+        outputs.append(out)
+        if spec[0] == "midi":
+            followed.append(out)
+    send_lock = threading.Lock()  # the watcher thread says things too
+
+    def say(msg: tuple) -> None:
+        with send_lock, contextlib.suppress(OSError, ValueError):
+            conn.send(msg)
+
+    _forward_logging(say)
     lateness: list[tuple[float, float]] = []  # (scheduled, send began) of note-ons on MIDI ports
     record = [False]
 
     def on_emit(out, event, t_send, _t_done):
-        if record[0] and isinstance(event, NoteOn) and out.name.startswith("midi:") and not event.thru:
+        if record[0] and isinstance(event, NoteOn) and out.name.startswith("midi:") and not event.thru \
+                and getattr(out.port, "connected", True):  # a followed port that is gone sends nothing
             lateness.append((event.time, t_send))
 
     dispatcher = Dispatcher(outputs, priority=realtime.TIMING_DISPATCH)
     dispatcher.on_emit = on_emit
     dispatcher.start()
-    conn.send(("ready", opened, missing))
+    stop_watching = threading.Event()
+    watcher = None
+    if followed:
+        watcher = threading.Thread(target=_watch_ports, args=(followed, dispatcher, say, stop_watching),
+                                   name="livegen-midi-out-watch", daemon=True)
+        watcher.start()
+    say(("ready", opened, missing))
     try:
         while True:
             try:
@@ -108,23 +194,30 @@ def _serve(conn: Any, specs: Sequence[tuple]) -> None:
                 record[0] = bool(msg[1])
                 lateness.clear()
             elif kind == "stats":
-                conn.send(("stats", {"note_on_times": list(lateness), "errors": dispatcher.errors,
-                                     "outputs": [o.name for o in outputs]}))
+                say(("stats", {"note_on_times": list(lateness), "errors": dispatcher.errors,
+                               "outputs": [o.name for o in outputs]}))
             elif kind == "quit":
                 break
     finally:
+        stop_watching.set()
+        if watcher is not None:
+            watcher.join(2.0)
         dispatcher.panic()
         dispatcher.stop(flush=True, timeout=1.0)
         for out in outputs:
             with contextlib.suppress(Exception):
                 out.close()
-        with contextlib.suppress(Exception):
-            conn.send(("closed",))
+        say(("closed",))
         conn.close()
 
 
 class TimingServer:
-    """An ``Output`` that forwards events to the timing-server process."""
+    """An ``Output`` that forwards events to the timing-server process.
+
+    ``on_port(what, port_name, t)`` hears each followed MIDI output's change ("disappeared"
+    or "connected", at ``time.monotonic()`` ``t`` in the timing process) on a reader
+    thread; the line saying it is logged here either way.
+    """
 
     name = "timing-server"
 
@@ -133,10 +226,12 @@ class TimingServer:
         self.lead = lead
         self.opened: list[str] = []
         self.missing: list[str] = []
+        self.on_port: Callable[[str, str, float], None] | None = None
         self._conn = None
         self._proc = None
+        self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._replies: list = []
+        self._replies: queue.Queue = queue.Queue()
         self.dropped = 0
 
     def start(self, timeout: float = 15.0) -> "TimingServer":
@@ -146,11 +241,49 @@ class TimingServer:
         self._proc.start()
         child.close()
         self._conn = parent
-        if not parent.poll(timeout):
-            self.close()
-            raise RuntimeError("the timing server did not start")
-        _, self.opened, self.missing = parent.recv()
+        deadline = time.monotonic() + timeout
+        while True:  # log lines may come before "ready"
+            if not parent.poll(max(0.0, deadline - time.monotonic())):
+                self.close()
+                raise RuntimeError("the timing server did not start")
+            try:
+                msg = parent.recv()
+            except (EOFError, OSError):
+                self.close()
+                raise RuntimeError("the timing server exited as it started") from None
+            if msg[0] == "ready":
+                break
+            self._handle(msg)
+        _, self.opened, self.missing = msg
+        self._reader = threading.Thread(target=self._read, args=(parent,), name="livegen-timing-reader", daemon=True)
+        self._reader.start()
         return self
+
+    def _read(self, conn: Any) -> None:
+        """Replies go to whoever asked; port changes are logged (ends when the process does)."""
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError, ValueError):
+                return
+            if msg[0] == "closed":
+                return
+            self._handle(msg)
+
+    def _handle(self, msg: tuple) -> None:
+        if msg[0] == "port":
+            _, what, name, t, line = msg
+            log.log(logging.WARNING if what == "disappeared" else logging.INFO, "%s", line)
+            if self.on_port is not None:
+                try:
+                    self.on_port(what, name, t)
+                except Exception:
+                    log.exception("timing server on_port callback failed")
+        elif msg[0] == "log":
+            _, level, name, text = msg
+            logging.getLogger(name).log(level, "%s", text)
+        else:
+            self._replies.put(msg)
 
     def send(self, event: OutEvent) -> None:
         if self._conn is None:
@@ -164,9 +297,10 @@ class TimingServer:
     def _ask(self, msg: tuple, timeout: float = 5.0):
         with self._lock:
             self._conn.send(msg)
-            if not self._conn.poll(timeout):
-                raise TimeoutError("the timing server did not answer")
-            return self._conn.recv()
+        try:
+            return self._replies.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("the timing server did not answer") from None
 
     def record(self, on: bool) -> None:
         """Start (or stop) recording when each MIDI note-on was sent, for benchmarks."""
@@ -181,7 +315,7 @@ class TimingServer:
         return self._proc is not None and self._proc.is_alive()
 
     def close(self) -> None:
-        """All notes off on every output, then the process is joined."""
+        """All notes off on every output, then the process (and the reader) joined."""
         if self._proc is None:
             return
         with contextlib.suppress(Exception):
@@ -192,6 +326,9 @@ class TimingServer:
         if self._proc.is_alive():
             self._proc.terminate()
             self._proc.join(2.0)
+        if self._reader is not None:
+            self._reader.join(2.0)  # the process has gone: its end of the pipe is closed
+            self._reader = None
         with contextlib.suppress(Exception):
             self._conn.close()
         self._proc = None

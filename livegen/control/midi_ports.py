@@ -12,6 +12,7 @@ avoid feedback loops. Other backends go through mido unchanged.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -23,6 +24,7 @@ log = logging.getLogger("livegen.midi")
 MessageCallback = Callable[[mido.Message], None]
 
 _RTMIDI_BACKEND = "mido.backends.rtmidi"
+ALSA_SEQUENCER = "/dev/snd/seq"
 _LISTER_MAX_AGE = 5.0  # seconds before an empty listing makes us re-create the lister
 
 
@@ -52,7 +54,12 @@ def _rt_api_candidates() -> list[int]:
         if value is None:
             raise MidiPortError(f"MIDI backend API {api!r} is unknown to python-rtmidi")
         return [value]
-    return [a for a in rtmidi.get_compiled_api() if a != getattr(rtmidi, "API_RTMIDI_DUMMY", -1)]
+    apis = [a for a in rtmidi.get_compiled_api() if a != getattr(rtmidi, "API_RTMIDI_DUMMY", -1)]
+    if not os.path.exists(ALSA_SEQUENCER):
+        # No ALSA sequencer (a container, a box with JACK only): probing it would make ALSA
+        # print "open /dev/snd/seq failed" on the terminal at every retry.
+        apis = [a for a in apis if a != getattr(rtmidi, "API_LINUX_ALSA", -1)]
+    return apis
 
 
 _lock = threading.RLock()
@@ -442,3 +449,95 @@ def open_virtual_input(
         raise
     except Exception as exc:
         raise MidiPortError(f"cannot create virtual MIDI input {name!r}: {exc}") from exc
+
+
+# -- an output that follows its destination ------------------------------------------------
+
+
+class FollowedOutput:
+    """A MIDI output to the destination matching ``pattern``, reconnected when it comes back.
+
+    A synth switched off, or a JACK client that restarts, takes its port away: our end
+    stays open but JACK drops the connection, and nothing would ever make it again.
+    ``check`` (the timing server calls it twice a second with the current destinations)
+    notices the destination gone and connects afresh once a port matching the pattern is
+    there again. While it is gone ``send`` drops messages without an error, so the MIDI
+    output in front of it neither fails nor floods the log. Thread-safe: ``send`` on the
+    dispatch thread, ``check`` on a watcher thread.
+    """
+
+    def __init__(self, pattern: str, client_name: str = "livegen") -> None:
+        self.pattern = pattern
+        self.client_name = client_name
+        self.name = pattern  # the destination's full name once connected
+        self.connected = False
+        self.closed = False
+        self._port: Any = None
+        self._lock = threading.Lock()  # held while sending, and to swap the port
+
+    def _match(self, names: list[str]) -> str | None:
+        """The destination for the pattern; never one of our own ports (named after our
+        client) unless the pattern is its exact name: with the synth gone, a pattern like
+        "synth" must not land on our own input from it and feed our notes back to us."""
+        if self.name in names:
+            return self.name
+        own = self.client_name.lower()
+        return match_port([n for n in names if own not in n.lower() or n == self.pattern], self.pattern)
+
+    def connect(self, names: list[str] | None = None) -> str:
+        """Connect to the destination matching the pattern now; raises MidiPortError if none."""
+        names = _names("out") if names is None else names
+        name = self._match(names)
+        if name is None:
+            raise MidiPortError(f"MIDI output {self.pattern!r} not found; available: {', '.join(names) or '(none)'}")
+        port = open_output(name, client_name=self.client_name)
+        with self._lock:
+            old, self._port = self._port, port
+            self.name, self.connected = name, True
+            if self.closed:
+                old, self._port = port, None
+        _close_quietly(old)
+        return name
+
+    def check(self, names: list[str]) -> list[tuple[str, str]]:
+        """Follow the destination given the destinations there are now: the changes made,
+        as ("disappeared" | "connected", port name) pairs."""
+        changes: list[tuple[str, str]] = []
+        if self.closed:
+            return changes
+        if self.connected:
+            if self.name in names:
+                return changes
+            with self._lock:
+                old, self._port, self.connected = self._port, None, False
+            _close_quietly(old)
+            changes.append(("disappeared", self.name))
+        if self._match(names) is not None:
+            try:
+                changes.append(("connected", self.connect(names)))
+            except MidiPortError as exc:  # it went again, or JACK refused: the next check retries
+                log.debug("reconnecting MIDI output %r failed: %s", self.pattern, exc)
+        return changes
+
+    def send(self, msg: mido.Message) -> None:
+        with self._lock:
+            if self._port is not None:
+                self._port.send(msg)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            old, self._port, self.connected = self._port, None, False
+        _close_quietly(old)
+
+    def __repr__(self) -> str:
+        return f"<MIDI output {self.pattern!r} -> {self.name!r}{'' if self.connected else ' (waiting)'}>"
+
+
+def _close_quietly(port: Any) -> None:
+    if port is None:
+        return
+    try:
+        port.close()
+    except Exception:
+        log.debug("closing MIDI port %r failed", port, exc_info=True)

@@ -2,9 +2,24 @@
 
 Each note starts a synth (``/s_new``) with ``freq``, ``amp`` and ``gate 1`` and is ended by
 setting ``gate 0`` (``/n_set``), so the SynthDef's envelope releases it and frees the node
-itself (``doneAction: 2``, as SuperCollider's ``default`` SynthDef does). Panic releases
-every live node the same way rather than ``/g_freeAll``: release tails stay musical and
-other clients' nodes in the group are left alone.
+itself (``doneAction: 2``, as SuperCollider's ``default`` SynthDef does).
+
+Notes go as OSC bundles time-tagged with the note's own time, ``lead`` seconds early, and
+scsynth runs each at its sample. That keeps a note-off out of the control block of its
+note-on: scsynth runs untimed commands together at the start of its next period, and a
+``gate 0`` that lands in the same control block as the ``/s_new`` means a plain gated
+envelope never opens, never ends, and the node stays on the server for good (SuperCollider's
+stock ``default`` does this). So a note-off is also never time-tagged less than
+``MIN_GATE`` after the moment its note-on surely ran.
+
+Panic silences every node we started, release tails of the last ``RELEASE_TAIL`` seconds
+included, whatever the SynthDef, and leaves other clients' nodes in the group alone: a
+node already running gets a forced release (``gate`` set to
+``-1 - PANIC_RELEASE``: EnvGen and Linen fade out over that time and free the node, even
+when their gate never opened); a node whose time-tagged ``/s_new`` still waits on the
+server is freed in the same control block it starts in, before it makes a sound; and
+``PANIC_BACKSTOP`` later every one of them is ``/n_free``d, for SynthDefs whose gate frees
+nothing. Errors for nodes already gone are switched off inside those bundles (``/error -1``).
 
 Node ids are ours from 2000 upward (sclang allocates from 1000, so they do not collide with
 a sclang session on the same server). Notes are matched by (channel, pitch), oldest first,
@@ -23,6 +38,8 @@ import struct
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
+from typing import Callable
 
 from pythonosc.osc_message import OscMessage, ParseError
 
@@ -32,26 +49,80 @@ from livegen.outputs.osc_out import UdpSender, encode
 FIRST_NODE_ID = 2000
 _MAX_NODE_ID = 2**31 - 1
 
+# Measured on scsynth 3.13 on JACK (256 frames, 48 kHz): a bundle 10 ms ahead was never
+# late, 5 ms ahead half the time. The timing server hands events over 20 ms early.
+LEAD_SECONDS = 0.015
+MIN_GATE = 0.005  # s: a note-off runs at least this long after its note-on (>= 3 control blocks)
+PANIC_RELEASE = 0.005  # s: the forced release on panic, as fast as the built-in synth's fade
+PANIC_BACKSTOP = 0.1  # s: after a panic, /n_free whatever of ours is still on the server
+RELEASE_TAIL = 5.0  # s: a released note may still sound this long (its SynthDef's release): panic cuts it too
+_NTP_EPOCH = 2208988800  # seconds from 1900 (OSC time tags) to 1970 (time.time())
+_FREES_PER_BUNDLE = 200  # messages per bundle: a datagram under 9 KB (macOS drops bigger ones by default)
+
 
 def midi_to_freq(pitch: float) -> float:
     """Equal temperament, A4 (MIDI 69) = 440 Hz."""
     return 440.0 * 2.0 ** ((pitch - 69) / 12.0)
 
 
-class ScsynthOutput:
-    """Sends notes to scsynth as synth nodes of ``synthdef`` at the head of ``group``."""
+_wall = [time.time() - time.monotonic(), time.monotonic()]  # wall minus monotonic, when read
 
-    lead = 0.0
+
+def timetag(t: float) -> int:
+    """The OSC (NTP) time tag of monotonic time ``t``: scsynth schedules by the wall clock.
+
+    The clocks' offset is read again once a second, so notes of one time (a chord) get one
+    time tag, and a wall clock that NTP steps is followed within a second.
+    """
+    now = time.monotonic()
+    if now - _wall[1] > 1.0:
+        _wall[:] = [time.time() - time.monotonic(), now]
+    return int((t + _wall[0] + _NTP_EPOCH) * 4294967296.0)
+
+
+def bundle(tag: int, *messages: bytes) -> bytes:
+    """An OSC bundle datagram of encoded ``messages`` at time tag ``tag``."""
+    parts = [b"#bundle\x00", struct.pack(">Q", tag)]
+    for m in messages:
+        parts.append(struct.pack(">i", len(m)))
+        parts.append(m)
+    return b"".join(parts)
+
+
+@dataclass
+class _Node:
+    """A synth we started: its id, its ``/s_new`` time tag (0: sent untimed), when it
+    starts, and by when its gate has surely been open for a control block."""
+
+    node: int
+    tag: int
+    start: float
+    opened: float
+
+
+class ScsynthOutput:
+    """Sends notes to scsynth as synth nodes of ``synthdef`` at the head of ``group``.
+
+    ``lead``: how early each note is sent, time-tagged; it must cover scsynth's hardware
+    period (raise it for a JACK period above 256 frames at 48 kHz).
+    """
+
+    lead = LEAD_SECONDS
 
     def __init__(self, host: str = "127.0.0.1", port: int = 57110, synthdef: str = "default",
-                 group: int = 1, *, name: str = "scsynth") -> None:
+                 group: int = 1, *, name: str = "scsynth", lead: float = LEAD_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.synthdef = synthdef
         self.group = group
+        self.lead = float(lead)
+        self._now = clock
         self._udp = UdpSender(name, host, port)
         self._next_id = FIRST_NODE_ID
-        self._live: dict[tuple[int, int], deque[int]] = {}
+        self._live: dict[tuple[int, int], deque[_Node]] = {}
+        self._releasing: deque[tuple[float, _Node]] = deque()  # (gate-off time, node), oldest first
         self._lock = threading.Lock()  # send runs on the dispatch thread, close may not
+        self.panics = 0
 
     @property
     def errors(self) -> int:
@@ -62,7 +133,7 @@ class ScsynthOutput:
     def live_nodes(self) -> list[int]:
         """Node ids started and not yet released, oldest first per note."""
         with self._lock:
-            return [n for q in self._live.values() for n in q]
+            return [n.node for q in self._live.values() for n in q]
 
     def send(self, event: OutEvent) -> None:
         with self._lock:
@@ -70,11 +141,11 @@ class ScsynthOutput:
                 if event.velocity > 0:
                     self._note_on(event)
                 else:
-                    self._note_off(event.channel, event.pitch)
+                    self._note_off(event.channel, event.pitch, event.time)
             elif isinstance(event, NoteOff):
-                self._note_off(event.channel, event.pitch)
+                self._note_off(event.channel, event.pitch, event.time)
             elif isinstance(event, AllNotesOff):
-                self._release_all()
+                self._panic()
             # ParamChanged (synth.master and the rest), beats and clock mean nothing to scsynth.
 
     def _alloc(self) -> int:
@@ -84,36 +155,73 @@ class ScsynthOutput:
 
     def _note_on(self, ev: NoteOn) -> None:
         node = self._alloc()
-        self._live.setdefault((ev.channel, ev.pitch), deque()).append(node)
-        self._udp.send(encode(
+        msg = encode(
             "/s_new", ("s", self.synthdef), ("i", node), ("i", 0), ("i", self.group),
             ("s", "freq"), ("f", midi_to_freq(ev.pitch)),
             ("s", "amp"), ("f", max(0.0, min(1.0, ev.velocity / 127.0))),
             ("s", "gate"), ("i", 1),
-        ))
+        )
+        now = self._now()
+        if ev.time > now:  # on time: scsynth starts it on its sample
+            tag = timetag(ev.time)
+            self._udp.send(bundle(tag, msg))
+        else:  # due now (the performer's own note) or late: at scsynth's next period, which
+            tag = 0  # `lead` covers; a time tag in the past would only add a "late" line there
+            self._udp.send(msg)
+        start = max(ev.time, now)
+        opened = max(ev.time, now + self.lead)
+        self._live.setdefault((ev.channel, ev.pitch), deque()).append(_Node(node, tag, start, opened))
 
-    def _note_off(self, channel: int, pitch: int) -> None:
+    def _note_off(self, channel: int, pitch: int, t: float) -> None:
         q = self._live.get((channel, pitch))
         if not q:
             return
-        node = q.popleft()
+        n = q.popleft()
         if not q:
             del self._live[(channel, pitch)]
-        self._gate_off(node)
+        msg = encode("/n_set", ("i", n.node), ("s", "gate"), ("i", 0))
+        at = max(t, n.opened + MIN_GATE)
+        now = self._now()
+        if at > now:  # a panic before then frees the node: no "not found" line for this one
+            self._udp.send(bundle(timetag(at), encode("/error", ("i", -1)), msg))
+        else:
+            self._udp.send(msg)
+        rel = self._releasing
+        rel.append((at, n))
+        while rel and rel[0][0] < now - RELEASE_TAIL:
+            rel.popleft()
 
-    def _gate_off(self, node: int) -> None:
-        self._udp.send(encode("/n_set", ("i", node), ("s", "gate"), ("i", 0)))
-
-    def _release_all(self) -> None:
-        for q in self._live.values():
-            for node in q:
-                self._gate_off(node)
+    def _panic(self) -> None:
+        """Every node of ours silenced now, freed soon: held, releasing, or not started yet."""
+        nodes = [n for q in self._live.values() for n in q] + [n for _, n in self._releasing]
         self._live.clear()
+        self._releasing.clear()
+        if not nodes:
+            return
+        self.panics += 1
+        now = self._now()
+        off = encode("/error", ("i", -1))
+        running = [n for n in nodes if not (n.tag and n.start > now)]
+        if running:  # time-tagged (not plain) so it runs after any /s_new still queued there
+            tag = max([timetag(now)] + [n.tag + 1 for n in running if n.tag])
+            release = [encode("/n_set", ("i", n.node), ("s", "gate"), ("f", -1.0 - PANIC_RELEASE)) for n in running]
+            for i in range(0, len(release), _FREES_PER_BUNDLE):
+                self._udp.send(bundle(tag, off, *release[i:i + _FREES_PER_BUNDLE]))
+        waiting: dict[int, list[int]] = {}
+        for n in nodes:
+            if n.tag and n.start > now:  # starts later: freed right after its /s_new runs
+                waiting.setdefault(n.tag, []).append(n.node)
+        for tag, ids in waiting.items():
+            self._udp.send(bundle(tag + 1, off, *(encode("/n_free", ("i", i)) for i in ids)))
+        frees = [encode("/n_free", ("i", n.node)) for n in nodes]  # one each: /n_free stops at the first missing
+        backstop = timetag(now + PANIC_BACKSTOP)
+        for i in range(0, len(frees), _FREES_PER_BUNDLE):
+            self._udp.send(bundle(backstop, off, *frees[i:i + _FREES_PER_BUNDLE]))
 
     def close(self) -> None:
-        """Release every sounding note, then close the socket."""
+        """Silence every sounding note (as panic does), then close the socket."""
         with self._lock:
-            self._release_all()
+            self._panic()
             self._udp.close()
 
 

@@ -29,6 +29,7 @@ from livegen.music.generator import generator_kinds
 from livegen.music.scales import SCALES, parse_tonic
 from livegen.patch.schema import (
     CLOCK_SOURCES,
+    ON_CLOSE,
     OSC_SEND_KINDS,
     RECORD_SUFFIXES,
     SHARE_KINDS,
@@ -622,7 +623,8 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         raise c.expected(path, what + _suggest(value, TRIGGER_ACTIONS), value)
 
     # [midi]
-    t = c.section(doc, "midi", ("inputs", "outputs", "virtual_output", "client_name", "map", "triggers"))
+    t = c.section(doc, "midi", ("inputs", "outputs", "virtual_output", "client_name", "map", "triggers",
+                                "panic_on_all_notes_off"))
     p = ("midi",)
     maps: list[MidiMap] = []
     map_keys = ("param", "cc", "pitchbend", "cc14", "channel", "min", "max", "curve")
@@ -675,6 +677,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         client_name=c.string(p + ("client_name",), t.get("client_name", "livegen"), nonempty=True),
         maps=tuple(maps),
         triggers=tuple(mtriggers),
+        panic_on_all_notes_off=c.boolean(p + ("panic_on_all_notes_off",), t.get("panic_on_all_notes_off", True)),
     )
 
     # [osc]
@@ -771,7 +774,8 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
     t = c.section(doc, "visuals", ("enabled", "width", "height", "fps", "scale", "source", "fullscreen", "sources",
                                    "source_file", "style", "style_model", "style_quantize", "style_threads",
                                    "style_compile", "style_worker", "style_processes", "display",
-                                   "screenshot_dir", "record", "record_hud", "virtual_camera", "share"))
+                                   "screenshot_dir", "record", "record_hud", "virtual_camera", "share",
+                                   "on_close"))
     p = ("visuals",)
     visuals = VisualsConfig(
         enabled=c.boolean(p + ("enabled",), t.get("enabled", True)),
@@ -796,6 +800,7 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         record_hud=c.boolean(p + ("record_hud",), t.get("record_hud", False)),
         virtual_camera=c.boolean(p + ("virtual_camera",), t.get("virtual_camera", False)),
         share=c.choice(p + ("share",), t.get("share", ""), SHARE_KINDS),
+        on_close=c.choice(p + ("on_close",), t.get("on_close", "continue"), ON_CLOSE),
     )
 
     # [params]

@@ -48,6 +48,7 @@ TRIGGER_PREFIXES = ("scene:", "learn:")
 OSC_SEND_KINDS = ("notes", "beats", "params", "clock", "transport")  # = outputs.osc_out.SEND_KINDS (tested)
 RECORD_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")  # what ``[visuals] record`` may write (H.264 in each)
 SHARE_KINDS = ("", "ndi", "syphon", "spout")  # ``[visuals] share``: frames to other programs
+ON_CLOSE = ("continue", "quit")  # ``[visuals] on_close``: the window closed by the system stops the show?
 CLOCK_SOURCES = ("internal", "midi", "link")
 
 
@@ -110,6 +111,7 @@ class MidiConfig:
     client_name: str = "livegen"
     maps: tuple[MidiMap, ...] = ()
     triggers: tuple[Trigger, ...] = ()
+    panic_on_all_notes_off: bool = True  # CC 120 / 123 from a MIDI input panics livegen
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,7 @@ class VisualsConfig:
     record_hud: bool = False           # record the window as shown, HUD included (else the frames, without it)
     virtual_camera: bool = False       # send the frames to a virtual webcam (pyvirtualcam)
     share: str = ""                    # "ndi": send the frames as an NDI source ("syphon"/"spout": not built in)
+    on_close: str = "continue"         # window closed by the system / display lost: "continue" the music, or "quit"
 
     def source_list(self) -> tuple[str, ...]:
         """The switchable sources, the initial ``source`` among them."""

@@ -6,6 +6,13 @@ stream; its callback drains the pipe without blocking, keeps timed events in a h
 each event time (``time.monotonic()``, the same clock in both processes) into a sample
 offset inside the block being rendered, and renders the synth. The callback never waits
 on the engine, the parent's GIL, or a model, and the child never imports torch.
+
+When the device goes (jackd killed, a USB interface pulled) the stream stops, or stops
+asking for audio; the child then exits at once with a code that says which (closing a
+stream on a dead server would wait forever). ``SynthOutput.alive`` turns false and
+``exit_reason`` says why: the live rig reports it in one line, plays on without the synth
+and opens a new ``SynthOutput`` when the device is back (``take_params`` carries the synth
+parameters over).
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ _SWITCH_INTERVAL = 0.0002  # seconds another thread may keep the GIL while the c
 AHEAD_BLOCKS = 3  # blocks rendered ahead of the callback: slack for stalls, at 16 ms latency
 _MAX_MESSAGES_PER_CALLBACK = 256  # bounds the time one callback spends reading the pipe
 _MAX_PENDING = 20000  # timed events held in the child; beyond this new ones are dropped
+DEVICE_POLL_SECONDS = 0.5  # while waiting for a device to come back: how often PortAudio looks again
+STALL_SECONDS = 1.5  # no callback for this long while the stream says it runs: the device is gone
+EXIT_STREAM_STOPPED = 3  # the audio process's exit codes: the system stopped the stream
+EXIT_STALLED = 4  # ... or the device stopped asking for audio
 
 
 class AudioUnavailable(RuntimeError):
@@ -100,8 +111,11 @@ class _AudioState:
     """What the audio callback owns in the child: the synth, the event heap and counters."""
 
     def __init__(self, conn: Any, synth: Synth, sample_rate: int, channels: int, device: str,
-                 blocksize: int = 256, ahead: int = AHEAD_BLOCKS) -> None:
+                 blocksize: int = 256, ahead: int = AHEAD_BLOCKS, panic_flag: Any = None) -> None:
         self.conn = conn
+        self.panic_flag = panic_flag  # shared with the parent, bumped by each panic before its pipe message
+        self.cb_panic = self.render_panic = panic_flag.value if panic_flag is not None else 0
+        self.fade = np.linspace(1.0, 0.0, blocksize, dtype=np.float32)[:, None]
         self.blocksize = blocksize
         self.ahead = ahead
         self.ring = np.zeros((ahead + 2, blocksize, channels), dtype=np.float32)
@@ -159,7 +173,20 @@ class _AudioState:
                 self._write(outdata, self.synth.render(frames))
             else:
                 self._track(block_time)
-                if self.written > self.read:
+                flag = self.panic_flag
+                if flag is not None and flag.value != self.cb_panic:
+                    # Panic: this very block fades out, and the blocks rendered ahead (they
+                    # hold the voices) are silenced; the render thread stops the voices.
+                    self.cb_panic = flag.value
+                    ring, n = self.ring, len(self.ring)
+                    if self.written > self.read:
+                        np.multiply(ring[self.read % n], self.fade, out=outdata)
+                        self.read += 1
+                    else:
+                        outdata.fill(0)
+                    for j in range(self.read, self.written):
+                        ring[j % n].fill(0)
+                elif self.written > self.read:
                     outdata[:] = self.ring[self.read % len(self.ring)]
                     self.read += 1
                 else:  # the render thread fell behind: silence, counted
@@ -203,6 +230,10 @@ class _AudioState:
                 continue
             started = time.perf_counter()
             try:
+                flag = self.panic_flag
+                seen = flag.value if flag is not None else 0
+                if seen != self.render_panic:
+                    self._panic_now(seen)
                 self._drain()
                 base = self.base_time
                 if base is None:  # before the first callback: the stream's nominal latency
@@ -211,6 +242,8 @@ class _AudioState:
                     block_time = base + self.written * bs / self.sr
                 self._place(block_time, bs)
                 self._write(ring[self.written % len(ring)], self.synth.render(bs))
+                if flag is not None and flag.value != seen:  # a panic came while it was rendered
+                    ring[self.written % len(ring)].fill(0)
             except Exception:
                 ring[self.written % len(ring)].fill(0)
                 self.errors += 1
@@ -222,6 +255,17 @@ class _AudioState:
             self.total_render += elapsed
             if elapsed > self.max_render:
                 self.max_render = elapsed
+
+    def _panic_now(self, seen: int) -> None:
+        """The callback has faded out: stop the voices (their 5 ms fade is rendered and thrown
+        away: it would sound after the silence) and drop every note queued before the panic."""
+        self.render_panic = seen
+        self.synth.all_notes_off(0)
+        self.synth.render(self.blocksize)
+        kept = [e for e in self.heap if e[2][0] == "param"]
+        if len(kept) != len(self.heap):
+            heapq.heapify(kept)
+            self.heap = kept
 
     def _silence_rendered(self) -> None:
         """Panic reaches the blocks already rendered ahead too: the next one to play fades
@@ -264,8 +308,11 @@ class _AudioState:
             else:  # something upstream is flooding us: keep what is already queued
                 self.dropped_events += 1
         elif kind == "panic":
-            self.synth.all_notes_off(0)
-            self._silence_rendered()
+            if self.panic_flag is None:
+                self.synth.all_notes_off(0)
+                self._silence_rendered()
+            elif self.panic_flag.value != self.render_panic:  # (the callback fades out on its own)
+                self._panic_now(self.panic_flag.value)
             t = msg[1]
             # Notes due up to the panic would only have been cut by it: drop them too.
             kept = [e for e in self.heap if e[2][0] == "param" or e[0] > t]
@@ -334,12 +381,20 @@ class _AudioState:
 
 
 def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int,
-           voices: Mapping[str, VoiceSpec] | None, master_gain: float) -> None:
-    """The audio process: open the stream, report ready or error, run until told to quit."""
+           voices: Mapping[str, VoiceSpec] | None, master_gain: float, wait: float = 0.0,
+           panic_flag: Any = None) -> None:
+    """The audio process: open the stream, report ready or error, run until told to quit.
+
+    With ``wait`` a device that is not there (yet) is looked for again every
+    ``DEVICE_POLL_SECONDS`` for that long: a reopening after a loss is ready within a
+    poll of the device's return, not a process start later."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it closes us
     # The callback needs the GIL that the render thread holds between numpy calls: by
     # default Python lets a thread keep it 5 ms, a whole JACK period. Hand it over fast.
     sys.setswitchinterval(_SWITCH_INTERVAL)
+    from livegen.native_log import route_native_messages
+
+    route_native_messages()  # libjack's "Cannot connect to server socket"... not on the terminal
 
     def fail(message: str) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -350,22 +405,33 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
     except Exception as e:  # OSError when the PortAudio library is missing
         fail(f"PortAudio not available ({_one_line(e)}): install libportaudio2, or {_WHAT_TO_DO}")
         return
-    try:
-        index = choose_device(sd, device)
-        info = sd.query_devices(index)
-        api = sd.query_hostapis(info["hostapi"])["name"]
-    except AudioUnavailable as e:
-        fail(str(e))
-        return
-    except Exception as e:
-        fail(f"cannot list audio devices ({_one_line(e)}): {_WHAT_TO_DO}")
-        return
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            index = choose_device(sd, device)
+            info = sd.query_devices(index)
+            api = sd.query_hostapis(info["hostapi"])["name"]
+            break
+        except AudioUnavailable as e:
+            if time.monotonic() >= deadline or _told_to_stop(conn):
+                fail(str(e))
+                return
+        except Exception as e:
+            fail(f"cannot list audio devices ({_one_line(e)}): {_WHAT_TO_DO}")
+            return
+        time.sleep(DEVICE_POLL_SECONDS)
+        try:  # PortAudio lists devices once, when initialised: again, to see one that came back
+            sd._terminate()
+            sd._initialize()
+        except Exception as e:
+            fail(f"cannot list audio devices ({_one_line(e)}): {_WHAT_TO_DO}")
+            return
     channels = min(2, int(info["max_output_channels"]))
     synth = Synth(sample_rate, voices=voices, master_gain=master_gain)
     warm = Synth(sample_rate, voices=voices, master_gain=master_gain)
     warm.note_on(60, 1, "lead")
     warm.render(4 * blocksize)  # first-call costs are paid here, not in the first callbacks
-    state = _AudioState(conn, synth, sample_rate, channels, info["name"], blocksize)
+    state = _AudioState(conn, synth, sample_rate, channels, info["name"], blocksize, panic_flag=panic_flag)
     try:
         stream = sd.OutputStream(device=index, samplerate=sample_rate, blocksize=blocksize, channels=channels,
                                  dtype="float32", latency="low", callback=state.callback)
@@ -392,12 +458,20 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
             "pid": os.getpid(),
         }))
         parent = multiprocessing.parent_process()
+        seen, seen_at = state.callbacks, time.monotonic()
         while not state.quit.wait(0.2):
             if parent is not None and not parent.is_alive():
                 break
-            if not stream.active:
-                log.warning("audio stream on %r stopped by the system; audio process exiting", info["name"])
-                break
+            now = time.monotonic()
+            if state.callbacks != seen:
+                seen, seen_at = state.callbacks, now
+            lost = (EXIT_STREAM_STOPPED if not stream.active
+                    else EXIT_STALLED if now - seen_at > STALL_SECONDS else None)
+            if lost is not None:
+                # Gone without stream.stop() or close(): on a server that died (jackd
+                # killed) they wait for it forever. The parent sees the exit code, says
+                # what happened in one line and opens the device again when it is back.
+                os._exit(lost)
     except (OSError, ValueError):
         pass
     finally:
@@ -409,6 +483,20 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
             stream.close()
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def _told_to_stop(conn: Any) -> bool:
+    """While waiting for a device: the parent has gone, or asked us to quit."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
+        return True
+    try:
+        while conn.poll(0):
+            if conn.recv()[0] == "quit":
+                return True
+    except (EOFError, OSError):
+        return True
+    return False
 
 
 @contextlib.contextmanager
@@ -452,6 +540,8 @@ class SynthOutput:
         self.info: dict | None = None
         self.dropped = 0  # events not sent because the pipe was full or the process gone
         self._params = param_names({**DEFAULT_VOICES, **self.voices})
+        self.params: dict[str, float] = {}  # the synth parameters' last values sent: a new synth gets them
+        self._params_lock = threading.Lock()
         self._proc: Any = None
         self._conn: Any = None
         self._poller: Any = None
@@ -459,20 +549,27 @@ class SynthOutput:
         self._recv_lock = threading.Lock()  # conn.recv (stats) and closing the pipe
         self._request = itertools.count(1)
         self._closed = False
+        self._panic_flag: Any = None  # shared memory the audio callback reads (see send)
+        self._gone = False  # a send found the process gone (said once, in the log file)
         self._problems = RateLimitedLog()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, timeout: float = 10.0) -> dict:
-        """Start the audio process; returns the device info, or raises AudioUnavailable."""
+    def start(self, timeout: float = 10.0, wait_for_device: float = 0.0) -> dict:
+        """Start the audio process; returns the device info, or raises AudioUnavailable.
+
+        ``wait_for_device``: seconds the process keeps looking for a device that is not
+        there (a JACK server being restarted) before it gives up. ``close()`` from another
+        thread ends the wait."""
         if self._closed:
             raise AudioUnavailable("this synth output was closed; make a new one")
         if self._proc is not None:
             return dict(self.info or {})
         ctx = multiprocessing.get_context("spawn")
         conn, child_conn = ctx.Pipe(duplex=True)
+        self._panic_flag = ctx.RawValue("L", 0)
         proc = ctx.Process(target=_serve, name="livegen-audio", daemon=True,
                            args=(child_conn, self.device, self.sample_rate, self.blocksize, self.voices,
-                                 self.master_gain))
+                                 self.master_gain, wait_for_device, self._panic_flag))
         try:
             with _bare_main():
                 proc.start()
@@ -482,9 +579,9 @@ class SynthOutput:
             raise AudioUnavailable(f"cannot start the audio process ({_one_line(e)}): {_WHAT_TO_DO}") from None
         child_conn.close()
         msg: tuple | None = None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout + wait_for_device
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self._closed:
                 if conn.poll(0.05):
                     msg = conn.recv()
                     break
@@ -492,8 +589,17 @@ class SynthOutput:
                     break
         except (EOFError, OSError):
             msg = None
-        if msg is not None and msg[0] == "ready":
-            self._proc, self._conn, self.info = proc, conn, dict(msg[1])
+        ready = msg is not None and msg[0] == "ready"
+        with self._lock:
+            closed = self._closed
+            if ready and not closed:
+                self._proc, self._conn, self.info = proc, conn, dict(msg[1])
+        if closed:  # closed from another thread while starting: nothing may stay open
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("quit",))
+            _stop(proc, conn, 2.0)
+            raise AudioUnavailable("this synth output was closed while its audio process started")
+        if ready:
             # Events must arrive before the callback that renders their block: a device
             # with more latency than the default lead gets a longer lead.
             ahead = float(self.info.get("render_ahead", 0.0))
@@ -542,6 +648,33 @@ class SynthOutput:
         return self._proc is not None and self._proc.is_alive() and not self._closed
 
     @property
+    def exit_reason(self) -> str:
+        """Why the audio process ended, in words (for the line saying the audio is lost)."""
+        code = self._proc.exitcode if self._proc is not None else None
+        if code is None:
+            return "still running" if self.alive else "not started"
+        if code == EXIT_STREAM_STOPPED:
+            return "the system stopped the audio stream"
+        if code == EXIT_STALLED:
+            return f"the device asked for no audio for {STALL_SECONDS:g} s"
+        if code < 0:
+            try:
+                return f"the audio process was killed ({signal.Signals(-code).name})"
+            except ValueError:
+                return f"the audio process was killed (signal {-code})"
+        return f"the audio process exited (code {code})"
+
+    def take_params(self, params: Mapping[str, float]) -> None:
+        """Carry over a previous synth's parameter values (its device came back): those not
+        sent to this one since, so a newer value is never overwritten by an older one."""
+        now = time.monotonic()
+        with self._params_lock:
+            for name, value in params.items():
+                if name in self._params and name not in self.params:
+                    self.params[name] = float(value)
+                    self._post(("param", now, name, float(value)))
+
+    @property
     def process(self) -> Any:
         """The audio process (a ``multiprocessing`` process), once started."""
         return self._proc
@@ -554,9 +687,14 @@ class SynthOutput:
         elif isinstance(event, NoteOff):
             msg = ("off", event.time, event.pitch, event.channel)
         elif isinstance(event, AllNotesOff):
+            if self._panic_flag is not None:  # the audio callback sees it at its next period
+                self._panic_flag.value = (self._panic_flag.value + 1) % 2**32
             msg = ("panic", event.time)
         elif isinstance(event, ParamChanged) and event.name in self._params:
-            msg = ("param", event.time, event.name, float(event.value))
+            with self._params_lock:
+                self.params[event.name] = float(event.value)
+                self._post(("param", event.time, event.name, float(event.value)))
+            return
         else:
             return
         self._post(msg)
@@ -574,8 +712,11 @@ class SynthOutput:
                 conn.send(msg)
                 return True
             except (OSError, ValueError) as e:
+                # The process has gone: whoever watches ``alive`` (the live rig) says so once.
                 self.dropped += 1
-                self._problems.warn("audio-gone", "audio process gone (%s): the synth is silent", _one_line(e))
+                if not self._gone:
+                    self._gone = True
+                    log.debug("audio process gone (%s): events dropped from now on", _one_line(e))
                 return False
 
     def stats(self, timeout: float = 2.0) -> dict:

@@ -6,7 +6,9 @@ the event loop. Measured in the rig (``livegen bench timing --style``, 1 torch t
 note-on was 3.2 ms late; as a process 36.2 ms (25.7 frames/s) and no note-on was late by
 more than 0.3 ms. In its own process it has its own interpreter, and a crash there
 (a driver, a broken model) cannot take the show down: the process is restarted and frames
-pass unstyled meanwhile.
+pass unstyled meanwhile. A show never gives up on it: ``QUICK_RESTARTS`` crashes in a row
+are restarted at once, after that it is tried again every ``RESTART_BACKOFF`` seconds
+(said in one line, and one more when it is back).
 
 Frames travel through shared memory (two input and two output slots of the frame size,
 alternating, so a slot is never written while it is read); a pipe carries the small
@@ -41,7 +43,9 @@ from livegen.visuals.stylizer import StyleSettings
 
 log = logging.getLogger("livegen.visuals")
 
-RESTARTS = 3  # after this many crashes the frames stay unstyled (and the log says so)
+QUICK_RESTARTS = 3  # crashes in a row restarted at once; then one try every RESTART_BACKOFF seconds
+RESTART_BACKOFF = 30.0  # seconds between tries once quick restarts did not help (a broken model, a driver)
+HEALTHY_SECONDS = 60.0  # a process that styled this long before it crashed starts the count afresh
 
 
 def _child(conn, model: str, threads: int, compile_: bool, shape: tuple[int, int, int], names: list[str],
@@ -106,6 +110,8 @@ class _Lane:
         self.queued = False  # and another waits in the pipe behind it
         self.next_slot = 0
         self.restarts = 0
+        self.in_a_row = 0  # crashes since the process last ran HEALTHY_SECONDS
+        self.ready_at: float | None = None
         self.frames = 0  # sent to this process
 
     def start(self) -> None:
@@ -175,8 +181,11 @@ class _Lane:
             kind = msg[0]
             if kind == "ready":
                 o.compiled = bool(msg[1])
+                self.ready_at = time.monotonic()
                 self.ready.set()
                 o._lane_ready()
+                if self.in_a_row > QUICK_RESTARTS:
+                    log.info("style network process is back after %d tries; styling frames again", self.in_a_row)
             elif kind == "done":
                 _, seq, slot, submitted, run_ms = msg
                 # the child takes the newest frame waiting in the pipe next, if any
@@ -186,7 +195,8 @@ class _Lane:
                 o._publish(StyledFrame(out, seq, submitted, time.monotonic(), True), run_ms)
             elif kind == "error":
                 o.errors += 1
-                log.warning("style network process failed: %s; frames are shown unstyled", msg[1])
+                log.log(logging.WARNING if self.in_a_row < QUICK_RESTARTS else logging.DEBUG,
+                        "style network process failed: %s; frames are shown unstyled", msg[1])
                 break
         if o._stopping:
             return
@@ -206,13 +216,25 @@ class _Lane:
                 self.proc.join(5)
         else:
             code = None
-        if self.restarts >= RESTARTS:
-            log.warning("style network process stopped (exit code %s) %d times; %s", code, self.restarts + 1,
-                        "the visuals stay unstyled" if len(o.lanes) == 1 else "carrying on without it")
+        if self.ready_at is not None and time.monotonic() - self.ready_at >= HEALTHY_SECONDS:
+            self.in_a_row = 0
+        self.ready_at = None
+        self.in_a_row += 1
+        if self.in_a_row <= QUICK_RESTARTS:
+            log.warning("style network process ended (exit code %s); restarting it (frames unstyled meanwhile)", code)
+        else:
+            if self.in_a_row == QUICK_RESTARTS + 1:
+                log.warning("style network process stopped (exit code %s) %d times in a row; trying it again every "
+                            "%g s (%s meanwhile)", code, self.in_a_row, RESTART_BACKOFF,
+                            "frames unstyled" if len(o.lanes) == 1 else "the other process styles the frames")
+            else:
+                log.debug("style network process stopped again (exit code %s); next try in %g s", code, RESTART_BACKOFF)
+            if o._stop.wait(RESTART_BACKOFF):
+                return
+        if o._stopping:
             return
         self.restarts += 1
         o.restarts += 1
-        log.warning("style network process ended (exit code %s); restarting it (frames unstyled meanwhile)", code)
         if self.conn is not None:
             self.conn.close()
         self.start()
@@ -235,6 +257,7 @@ class StyleProcess(StyleResults):
         self.compiled = False
         self._shape = (self.height, self.width, 3)
         self._stopping = False
+        self._stop = threading.Event()  # wakes a lane waiting to try its process again
         self.restarts = 0
         self.stale = 0  # results that came back after a newer frame's: not shown
         self.lanes = [_Lane(self, i) for i in range(processes)]
@@ -249,6 +272,7 @@ class StyleProcess(StyleResults):
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the processes to finish, join them (kill any that will not), free the memory."""
         self._stopping = True
+        self._stop.set()
         for lane in self.lanes:
             lane.stop(timeout)
 
