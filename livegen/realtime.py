@@ -103,6 +103,9 @@ class PromoteNewThreads:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for tid in sorted(thread_ids() - self._before):
+        # Only threads the library started: a Python thread another part of the program
+        # started meanwhile (a worker, a renderer) must not become real-time.
+        python_threads = {t.native_id for t in threading.enumerate()}
+        for tid in sorted(thread_ids() - self._before - python_threads):
             if _set_fifo(tid, self.priority):
                 self.promoted.append(tid)

@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import mido
 
+from livegen.realtime import PromoteNewThreads
+
 log = logging.getLogger("livegen.midi")
 
 MessageCallback = Callable[[mido.Message], None]
@@ -129,7 +131,9 @@ def close_listers() -> None:
 
 
 def _rt_names(kind: str) -> list[str]:
-    with _lock:
+    # A lister is a JACK client in the graph: its thread (started on first use) must be
+    # real-time, or a busy machine makes it miss a period and every client hears an xrun.
+    with _lock, PromoteNewThreads():
         try:
             obj, created = _lister(kind)
             names = list(obj.get_ports())
@@ -365,7 +369,8 @@ def _rt_open(kind: str, name: str, client_name: str, callback: MessageCallback |
     except Exception as exc:
         raise MidiPortError(f"cannot open MIDI {'input' if kind == 'in' else 'output'} {name!r}: {exc}") from exc
     try:
-        ports = rt.get_ports()
+        with PromoteNewThreads():  # the port's JACK thread, started here: see _rt_names
+            ports = rt.get_ports()
         if name not in ports:
             raise MidiPortError(f"MIDI port {name!r} vanished; available: {', '.join(ports) or '(none)'}")
         if kind == "in":
