@@ -67,11 +67,8 @@ def _controller(spec: dict) -> None:
     if spec.get("midi"):
         import mido
 
-        from livegen.realtime import PromoteNewThreads
-
         try:
-            with PromoteNewThreads():  # as a hardware controller's bridge would be: its JACK thread real-time
-                midi = mido.open_output(CONTROLLER_PORT, virtual=True)
+            midi = mido.open_output(CONTROLLER_PORT, virtual=True)
         except Exception as e:
             print(f"soak controller: no MIDI port ({e})", file=sys.stderr)
     deadline = time.monotonic() + spec["seconds"]

@@ -19,8 +19,6 @@ from typing import Any, Callable
 
 import mido
 
-from livegen.realtime import PromoteNewThreads
-
 log = logging.getLogger("livegen.midi")
 
 MessageCallback = Callable[[mido.Message], None]
@@ -131,9 +129,7 @@ def close_listers() -> None:
 
 
 def _rt_names(kind: str) -> list[str]:
-    # A lister is a JACK client in the graph: its thread (started on first use) must be
-    # real-time, or a busy machine makes it miss a period and every client hears an xrun.
-    with _lock, PromoteNewThreads():
+    with _lock:
         try:
             obj, created = _lister(kind)
             names = list(obj.get_ports())
@@ -369,8 +365,7 @@ def _rt_open(kind: str, name: str, client_name: str, callback: MessageCallback |
     except Exception as exc:
         raise MidiPortError(f"cannot open MIDI {'input' if kind == 'in' else 'output'} {name!r}: {exc}") from exc
     try:
-        with PromoteNewThreads():  # the port's JACK thread, started here: see _rt_names
-            ports = rt.get_ports()
+        ports = rt.get_ports()
         if name not in ports:
             raise MidiPortError(f"MIDI port {name!r} vanished; available: {', '.join(ports) or '(none)'}")
         if kind == "in":
