@@ -636,7 +636,7 @@ class OscServer:
 
     def _h_record(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:
         if self.on_record is None:
-            log.info("recording asked for (%s) but there are no visuals to record", source)
+            self.problems.warn("record", "recording asked for (%s) but there are no visuals to record", source)
             return False
         return bool(self.on_record(bool(v[0]), source))
 
