@@ -31,7 +31,6 @@ import random
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from pythonosc.osc_message import OscMessage, ParseError
 
 from livegen.bench.jack_probe import JackProbe, JackUnavailable
 from livegen.bench.timing import _ensure_jack, _jack_mode, _jack_running, _pct
+from livegen.bench.udp_stamps import open_stamped, receive
 from livegen.outputs.osc_out import encode
 
 log = logging.getLogger("livegen")
@@ -57,7 +57,6 @@ QUIET = 1e-3  # -60 dBFS: silent
 LOUD = 1e-2  # -40 dBFS: an output sounding at the panic (20 ms before it)
 HOLD = 0.03  # s: silence must last this long to count (the next notes come a lookahead later)
 DEFAULT_SYNTHDEF_FILE = Path(__file__).resolve().parents[2] / "examples" / "supercollider" / "livegen.scsyndef"
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value; Python's socket module lacks it
 
 PATCH = """
 [patch]
@@ -120,16 +119,7 @@ class UdpLog:
     """A UDP socket keeping every OSC message with its kernel receive time (monotonic)."""
 
     def __init__(self, connect_port: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        if connect_port is not None:
-            self.sock.connect((HOST, connect_port))
-        self.sock.settimeout(0.1)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-            self.kernel_times = True
-        except OSError:
-            self.kernel_times = False
+        self.sock, self.kernel_times = open_stamped(connect_port)
         self.port = self.sock.getsockname()[1]
         self.messages: list[tuple[float, str, list]] = []
         self._stop = False
@@ -139,16 +129,12 @@ class UdpLog:
     def _read(self) -> None:
         while not self._stop:
             try:
-                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16))
-            except socket.timeout:
-                continue
+                got = receive(self.sock)
             except OSError:
                 return
-            t = time.monotonic()
-            for level, kind, stamp in anc:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(stamp) >= 16:
-                    sec, nsec = struct.unpack("qq", stamp[:16])
-                    t = sec + nsec * 1e-9 - (time.time() - time.monotonic())
+            if got is None:
+                continue
+            data, t = got
             try:
                 m = OscMessage(data)
             except ParseError:

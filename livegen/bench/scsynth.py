@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
@@ -30,6 +29,7 @@ from pythonosc.osc_message import OscMessage, ParseError
 
 from livegen.bench.timing import _ensure_jack, _jack_mode, _pct
 from livegen.events import NoteOff, NoteOn
+from livegen.bench.udp_stamps import open_stamped, receive
 from livegen.outputs.osc_out import encode
 from livegen.outputs.supercollider import FIRST_NODE_ID, ScsynthSetupError, prepare_server
 
@@ -39,7 +39,6 @@ HOST = "127.0.0.1"
 SYNTHDEF = "livegen"
 DEFAULT_SYNTHDEF_FILE = Path(__file__).resolve().parents[2] / "examples" / "supercollider" / "livegen.scsyndef"
 FEED_AHEAD = 0.25  # notes are handed to the timing server this far ahead, as the engine's look-ahead does
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value; Python's socket module lacks it
 
 
 class BenchError(RuntimeError):
@@ -55,15 +54,7 @@ class NodeStarts:
     """
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.sock.connect((HOST, port))
-        self.sock.settimeout(0.1)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-            self.kernel_times = True
-        except OSError:
-            self.kernel_times = False
+        self.sock, self.kernel_times = open_stamped(port)
         # Kernel stamps are wall-clock time. Linux switches stamping on a moment after the
         # first socket asks (the first datagrams carry the read time): the notes start later.
         self._wall_minus_mono = time.time() - time.monotonic()
@@ -81,16 +72,12 @@ class NodeStarts:
     def _read(self) -> None:
         while not self._stop:
             try:
-                data, ancillary, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16))
-            except socket.timeout:
-                continue
+                got = receive(self.sock, self._wall_minus_mono)
             except OSError:
                 return
-            t = time.monotonic()
-            for level, kind, stamp in ancillary:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(stamp) >= 16:
-                    sec, nsec = struct.unpack("qq", stamp[:16])
-                    t = sec + nsec * 1e-9 - self._wall_minus_mono
+            if got is None:
+                continue
+            data, t = got
             try:
                 msg = OscMessage(data)
             except ParseError:
