@@ -5,9 +5,24 @@ the style network may keep every core busy. Where the OS lets us (root, or an rt
 limit as audio users on Linux usually have), they run SCHED_FIFO; otherwise they ask for
 a higher nice priority; otherwise they stay as they are. Both steps are best effort.
 
-The priorities sit below a real-time JACK server's own (10 by default): JACK's period
-comes first, then the JACK client threads, the synth's render thread, and the dispatch
-threads, which spin for a moment before each deadline and must not hold up JACK.
+JACK comes first: its server thread (10 by default) and every client's process thread
+(libjack gives them the server's priority less 5). Every client must finish each period or
+the whole graph misses it (an xrun, a click for every client), and their work takes
+microseconds. Our own real-time threads therefore sit below the clients: the timing
+server's dispatch thread, which spins for up to 2 ms before each deadline, then the synth's
+render thread, whose 16 ms of blocks rendered ahead absorb any wait, then the main
+process's dispatch thread. (A 30-minute soak once had a MIDI lister and the controller's
+port, both at JACK's client priority, miss a period while those threads, then above them,
+held both cores.) The audio callback is a JACK client thread itself, raised to
+``JACK_CLIENT`` where JACK left it lower.
+
+A real-time Python thread still needs the GIL. In the audio and timing processes every
+other Python thread that can hold it runs real-time too (``GIL_HOLDER``, the lowest
+real-time priority there is): an ordinary thread holding the GIL can be pre-empted by the
+rest of the show for a whole scheduler slice (milliseconds), and the audio callback or the
+dispatch thread waits that long for it (a priority inversion). Measured in 4-minute soaks:
+note-ons late by more than 1 ms went from 2 to 0 (the latest from 1.08 ms to 0.11 ms), and
+audio callbacks that began more than 3 ms late from 3 to 0.
 """
 
 
@@ -20,9 +35,10 @@ import threading
 log = logging.getLogger("livegen")
 
 JACK_CLIENT = 8  # the audio callback and MIDI ports' JACK threads, when JACK did not set one
-RENDER = 6  # the synth's render-ahead thread
-TIMING_DISPATCH = 7  # the timing server's dispatch thread (MIDI/OSC out): above the render thread, whose 16 ms render-ahead absorbs a 2 ms spin
-DISPATCH = 3  # the main process's dispatch thread
+TIMING_DISPATCH = 4  # the timing server's dispatch thread (MIDI/OSC out), below JACK's clients (5 under a default server)
+RENDER = 3  # the synth's render-ahead thread: below the dispatch thread, its render-ahead absorbs a 2 ms spin
+DISPATCH = 2  # the main process's dispatch thread (events to the synth, 30 ms ahead)
+GIL_HOLDER = 1  # the other Python threads of the audio and timing processes (see above)
 
 
 def _set_fifo(tid: int, priority: int) -> bool:

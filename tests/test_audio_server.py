@@ -184,3 +184,20 @@ def test_callback_places_events_at_their_sample():
     parent.close()
     callback()
     assert state.quit.is_set()  # the parent has gone: the child exits
+
+
+def test_callbacks_that_begin_late_are_counted():
+    """The stats count callbacks that began later than their period's place on the grid."""
+    parent, child = multiprocessing.Pipe()
+    state = _AudioState(child, Synth(SR), SR, 2, "test", blocksize=256)
+    period = 256 / SR
+    state._track(10.0)
+    for i in range(1, 50):  # on time, then one 2.5 ms late
+        state.read = i
+        state._track(10.0 + i * period + (0.0025 if i == 40 else 0.0))
+    parent.send(("stats", 1))
+    state._drain()
+    stats = parent.recv()[2]
+    assert stats["start_lag_ms"] == {">0.5": 1, ">1": 1, ">2": 1, ">3": 0}
+    assert stats["max_start_lag_ms"] == pytest.approx(2.5, abs=0.05)
+    parent.close()

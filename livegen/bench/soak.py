@@ -213,10 +213,12 @@ class _AudioCounters:
     (a new process starts its counters from zero) or does not answer for a moment."""
 
     KEYS = ("underruns", "starved", "late_events", "callbacks")
+    LAG_EDGES = (">0.5", ">1", ">2", ">3")  # ms: callbacks that began this late (sound/server.py)
 
     def __init__(self, rig) -> None:
         self.rig = rig
-        self.done = dict.fromkeys(self.KEYS, 0)  # from synth processes gone before
+        self.done = dict.fromkeys(self.KEYS + self.LAG_EDGES, 0)  # from synth processes gone before
+        self.max_start_lag = 0.0  # ms, over the readings after the first
         self.base: dict = {}
         self.last: dict = {}
         self.synth = None
@@ -228,8 +230,8 @@ class _AudioCounters:
 
         synth = self.rig.synth
         if synth is not self.synth:
-            for k in self.KEYS:
-                self.done[k] += self.last.get(k, 0) - self.base.get(k, 0)
+            for k in self.KEYS + self.LAG_EDGES:
+                self.done[k] += self._get(self.last, k) - self._get(self.base, k)
             self.synth, self.base, self.last = synth, {}, {}
         if synth is not None:
             try:
@@ -237,13 +239,19 @@ class _AudioCounters:
                 self.device = st.get("device")
                 if not self.base:
                     self.base = st
+                else:
+                    self.max_start_lag = max(self.max_start_lag, st.get("max_start_lag_ms", 0.0))
                 self.last = st
             except AudioUnavailable:
                 self.unanswered += 1
         return self.totals()
 
+    @staticmethod
+    def _get(stats: dict, key: str) -> int:
+        return stats.get("start_lag_ms", {}).get(key, 0) if key in _AudioCounters.LAG_EDGES else stats.get(key, 0)
+
     def totals(self) -> dict:
-        return {k: self.done[k] + self.last.get(k, 0) - self.base.get(k, 0) for k in self.KEYS}
+        return {k: self.done[k] + self._get(self.last, k) - self._get(self.base, k) for k in self.KEYS + self.LAG_EDGES}
 
 
 async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
@@ -324,6 +332,8 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
                    "per_process_start": samples[0]["rss_mb"], "per_process_end": samples[-1]["rss_mb"]},
         "audio": ({"underruns": totals["underruns"], "render_fell_behind": totals["starved"],
                    "late_events": totals["late_events"], "callbacks": totals["callbacks"],
+                   "callbacks_started_late_ms": {k: totals[k] for k in audio.LAG_EDGES},
+                   "max_start_lag_ms": round(audio.max_start_lag, 3),
                    "device": synth.get("device"), "stats_unanswered": audio.unanswered}
                   if synth else "no audio device"),
         "notes": {**_late_counts(timing["note_on_times"], timing0),
@@ -376,6 +386,8 @@ def format_report(r: dict) -> str:
     if isinstance(a, dict):
         lines.append(f"audio on {a['device']}: {a['callbacks']} callbacks, underruns {a['underruns']}, render fell behind "
                      f"{a['render_fell_behind']}, events late at the synth {a['late_events']}")
+        lags = ", ".join(f"{k} ms: {n}" for k, n in a["callbacks_started_late_ms"].items())
+        lines.append(f"audio callbacks that began late: {lags}; latest {a['max_start_lag_ms']:.3f} ms")
     else:
         lines.append(f"audio: {a}")
     lines.append(f"note-ons at the MIDI port: {n['notes']}, late > 1 ms: {n['late_over_1ms']}, > 3 ms: {n['late_over_3ms']}, "

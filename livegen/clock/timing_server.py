@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 from livegen.events import AllNotesOff, NoteOn, OutEvent
 from livegen import realtime
-from livegen.realtime import PromoteNewThreads
+from livegen.realtime import PromoteNewThreads, raise_thread_priority
 
 log = logging.getLogger("livegen")
 
@@ -110,6 +110,7 @@ def _watch_ports(followed: list, dispatcher: Any, say: Callable[[tuple], None], 
     """The followed MIDI outputs' watcher: each change said once, all notes off on a return."""
     from livegen.control.midi_ports import output_names
 
+    raise_thread_priority(realtime.GIL_HOLDER)  # it holds the GIL the dispatch thread needs
     while not stop.wait(PORT_SCAN_SECONDS):
         try:
             names = output_names()
@@ -177,6 +178,9 @@ def _serve(conn: Any, specs: Sequence[tuple]) -> None:
                                    name="livegen-midi-out-watch", daemon=True)
         watcher.start()
     say(("ready", opened, missing))
+    # This thread holds the GIL for every message it reads: pre-empted meanwhile by the
+    # rest of the show, it would make the spinning dispatch thread late (livegen.realtime).
+    raise_thread_priority(realtime.GIL_HOLDER)
     try:
         while True:
             try:

@@ -49,6 +49,7 @@ AHEAD_BLOCKS = 3  # blocks rendered ahead of the callback: slack for stalls, at 
 _MAX_MESSAGES_PER_CALLBACK = 256  # bounds the time one callback spends reading the pipe
 _MAX_PENDING = 20000  # timed events held in the child; beyond this new ones are dropped
 DEVICE_POLL_SECONDS = 0.5  # while waiting for a device to come back: how often PortAudio looks again
+START_LAG_EDGES = (0.0005, 0.001, 0.002, 0.003)  # seconds: the callback start lateness counted
 STALL_SECONDS = 1.5  # no callback for this long while the stream says it runs: the device is gone
 EXIT_STREAM_STOPPED = 3  # the audio process's exit codes: the system stopped the stream
 EXIT_STALLED = 4  # ... or the device stopped asking for audio
@@ -145,6 +146,8 @@ class _AudioState:
         self.errors = 0
         self.max_callback = 0.0
         self.total_callback = 0.0
+        self.start_lags = [0] * len(START_LAG_EDGES)  # callbacks that began later than each edge
+        self.max_start_lag = 0.0
         self.peak = 0.0
         self.priority = ""
 
@@ -217,6 +220,16 @@ class _AudioState:
         if self.base_time is None or abs(estimate - self.base_time) > 0.05:  # start, or a jump
             self.base_time = estimate
         else:
+            # How late this callback began against the smoothed grid of periods: JACK
+            # waking it late, or the wait for the GIL. Its tail is what becomes an underrun.
+            lag = estimate - self.base_time
+            if lag > self.max_start_lag:
+                self.max_start_lag = lag
+            for i, edge in enumerate(START_LAG_EDGES):
+                if lag > edge:
+                    self.start_lags[i] += 1
+                else:
+                    break
             self.base_time += 0.01 * (estimate - self.base_time)
 
     def render_loop(self) -> None:
@@ -355,6 +368,8 @@ class _AudioState:
             "dropped_events": self.dropped_events,
             "errors": self.errors,
             "max_callback_ms": self.max_callback * 1e3,
+            "start_lag_ms": {f">{e * 1e3:g}": n for e, n in zip(START_LAG_EDGES, self.start_lags)},
+            "max_start_lag_ms": self.max_start_lag * 1e3,  # since the last stats
             "mean_callback_ms": (self.total_callback / n * 1e3) if n else 0.0,
             "peak": self.peak,
             "active_voices": self.synth.active_voices,
@@ -371,6 +386,7 @@ class _AudioState:
             "late_log": list(self.late_log),
         }
         self.peak = 0.0
+        self.max_start_lag = 0.0  # (like the peak: the largest since the last reading)
         return out
 
     def _reply(self, msg: tuple) -> None:
@@ -457,6 +473,9 @@ def _serve(conn: Any, device: int | str | None, sample_rate: int, blocksize: int
             "render_ahead": round(state.ahead * blocksize / sample_rate, 4),
             "pid": os.getpid(),
         }))
+        # This thread takes the GIL five times a second: pre-empted while holding it, it
+        # would hold up the callback (see livegen.realtime).
+        raise_thread_priority(realtime.GIL_HOLDER)
         parent = multiprocessing.parent_process()
         seen, seen_at = state.callbacks, time.monotonic()
         while not state.quit.wait(0.2):
