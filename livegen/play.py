@@ -635,6 +635,11 @@ class LiveRig:
             self.pipeline.close()
         if self.window is not None:
             self.window.close()
+        ports = sys.modules.get("livegen.control.midi_ports")
+        if ports is not None:
+            # The port-listing JACK clients: left to die with the process, JACK waits for
+            # them for a few periods, and every other client on the server hears xruns.
+            ports.close_listers()
 
 
 async def play(patch_path: Path, options: RigOptions, on_ready: Callable[[LiveRig], None] | None = None) -> int:

@@ -211,6 +211,10 @@ def _serve(conn: Any, specs: Sequence[tuple]) -> None:
         for out in outputs:
             with contextlib.suppress(Exception):
                 out.close()
+        if watcher is not None:  # its port-listing JACK client, closed rather than left to die
+            from livegen.control.midi_ports import close_listers
+
+            close_listers()
         say(("closed",))
         conn.close()
 
