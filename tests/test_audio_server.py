@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from livegen.events import AllNotesOff, Beat, NoteOff, NoteOn, ParamChanged
-from livegen.sound.server import AudioUnavailable, SynthOutput, _AudioState
+from livegen.sound.server import PANIC_FADE_FRAMES, AudioUnavailable, SynthOutput, _AudioState
 from livegen.sound.synth import Synth
 
 SR = 48000
@@ -184,6 +184,29 @@ def test_callback_places_events_at_their_sample():
     parent.close()
     callback()
     assert state.quit.is_set()  # the parent has gone: the child exits
+
+
+def test_panic_silences_the_block_being_played_after_a_short_fade():
+    """The callback that sees a panic plays its block faded to nothing within PANIC_FADE_FRAMES
+    (the rest of that block silent) and silences the blocks rendered ahead of it."""
+    parent, child = multiprocessing.Pipe()
+    flag = SimpleNamespace(value=0)
+    bs = 256
+    state = _AudioState(child, Synth(SR), SR, 2, "test", blocksize=bs, panic_flag=flag)
+    state.ring[:] = 0.5  # loud blocks rendered ahead
+    state.written = 3
+    out = np.zeros((bs, 2), dtype=np.float32)
+    status = SimpleNamespace(output_underflow=False)
+    times = SimpleNamespace(currentTime=5.0, outputBufferDacTime=5.010)
+    state.callback(out, bs, times, status)
+    assert np.all(out == 0.5)  # no panic: the block as rendered
+    flag.value += 1
+    state.callback(out, bs, times, status)
+    assert out[0, 0] == pytest.approx(0.5)
+    assert np.all(np.diff(out[:PANIC_FADE_FRAMES, 0]) < 0)  # a ramp down, no step
+    assert not out[PANIC_FADE_FRAMES:].any()
+    assert not state.ring[2 % len(state.ring)].any()  # the block rendered ahead: silent
+    parent.close()
 
 
 def test_callbacks_that_begin_late_are_counted():

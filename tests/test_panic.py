@@ -427,3 +427,22 @@ def _osc(address: str, *args) -> bytes:
     for a in args:
         b.add_arg(a)
     return b.build().dgram
+
+
+def test_the_panic_bench_says_in_which_jack_period_an_output_went_silent():
+    """``period_of`` counts the JACK periods begun between a panic's send and its effect."""
+    from types import SimpleNamespace
+
+    from livegen.bench.panic import period_of
+
+    period = 256 / 48000
+    probe = SimpleNamespace(cycles=[(i * 256, 10.0 + i * period, 256) for i in range(10)])
+    p = 10.0 + 2 * period + 0.001  # sent 1 ms into period 2
+    assert period_of(probe, p, period - 0.001 + 0.0005) == 1  # silent within period 3, the first after
+    assert period_of(probe, p, 2 * period) == 2
+    assert period_of(probe, p, 0.0002) == 1  # before any period began: still the first
+    assert period_of(probe, p, 4.5 * period) == 4
+    from livegen.bench.panic import lead_to_period
+
+    assert lead_to_period(probe, p) == pytest.approx(period - 0.001)
+    assert lead_to_period(probe, 99.0) != lead_to_period(probe, 99.0)  # nan: no period after it

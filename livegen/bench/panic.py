@@ -18,8 +18,12 @@ each output from outside livegen, from the moment the panic was sent:
   ``/notify 1``: latency to the ``/n_end`` of every node that was sounding or scheduled.
 
 Each figure is given in ms and in audio blocks (livegen's 256 frames at 48 kHz =
-5.33 ms), against the goal "within one audio block". A panic that found an output silent
-(rare: the notes are dense) is left out of that output's figures and counted.
+5.33 ms), against the goal "within one audio block". For the outputs heard in the JACK
+graph it also says in which JACK period after the send the output was silent: a period
+that began before the panic reached livegen cannot change, so the first period after it is
+the soonest any output can be (the probe dates a period when its own callback runs, a
+little after the period began). A panic that found an output silent (rare: the notes are
+dense) is left out of that output's figures and counted.
 """
 
 from __future__ import annotations
@@ -414,9 +418,30 @@ OUTPUTS = ("synth audio silent", "MIDI first message", "MIDI burst done (CC 120 
            "scsynth audio silent", "scsynth every /n_end")
 
 
+# Outputs measured at the JACK graph: for these the report also says in which JACK period
+# after the panic's send the output was silent (or its message there). No output can change
+# a period that began before the panic reached it, so "the first" is the best there is.
+IN_GRAPH = ("synth audio silent", "MIDI first message", "MIDI burst done (CC 120 ch 16)", "scsynth audio silent")
+
+
+def period_of(probe: JackProbe, p: float, latency: float) -> int:
+    """Which JACK period after ``p`` the time ``p + latency`` fell in: 1 = the first that began after ``p``."""
+    starts = [start for _pos, start, _n in probe.cycles if p < start <= p + latency + 1e-6]
+    return max(1, len(starts))
+
+
+def lead_to_period(probe: JackProbe, p: float) -> float:
+    """Seconds from ``p`` to the start of the first JACK period after it (nan if none was recorded)."""
+    return next((start - p for _pos, start, _n in probe.cycles if start > p), float("nan"))
+
+
 def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
              watch: UdpLog | None) -> dict:
     per: dict[str, dict[str, list[float]]] = {s: {o: [] for o in OUTPUTS} for s in ("osc", "cc")}
+    periods: dict[str, dict[str, list[int]]] = {s: {o: [] for o in IN_GRAPH} for s in ("osc", "cc")}
+    # For the panics an output answered in a later period than the soonest: how long before
+    # that soonest period began the panic was sent (was there time for livegen to see it?).
+    leads: dict[str, dict[str, list[float]]] = {s: {o: [] for o in IN_GRAPH} for s in ("osc", "cc")}
     skipped: dict[str, dict[str, int]] = {s: {o: 0 for o in OUTPUTS} for s in ("osc", "cc")}
     stuck = 0
     for source, p in panics:
@@ -438,6 +463,11 @@ def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
                     skipped[source][o] += 1
             else:
                 per[source][o].append(v * 1e3)
+                if o in IN_GRAPH:
+                    k = period_of(probe, p, v)
+                    periods[source][o].append(k)
+                    if k > (1 if source == "osc" else 2):  # a CC crosses a JACK MIDI port first: a period
+                        leads[source][o].append(lead_to_period(probe, p) * 1e3)
     block_ms = BLOCK / SAMPLE_RATE * 1e3
     figures = {}
     for source in ("osc", "cc"):
@@ -450,7 +480,20 @@ def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
                 "median_blocks": _pct(ms, 0.5) / block_ms, "max_blocks": (max(ms) / block_ms) if ms else float("nan"),
                 "within_one_block": sum(1 for v in ms if v <= block_ms),
             }
+            if o in IN_GRAPH:
+                seen = periods[source][o]
+                figures[source][o]["jack_period"] = {"first": seen.count(1), "second": seen.count(2),
+                                                     "later": sum(1 for k in seen if k > 2),
+                                                     "late_ones_sent_before_a_period_ms": leads[source][o]}
     return {"figures": figures, "scsynth_nodes_stuck": stuck}
+
+
+def _periods_text(jp: dict) -> str:
+    text = f"; JACK period after the send: 1st {jp['first']}, 2nd {jp['second']}, later {jp['later']}"
+    leads = jp.get("late_ones_sent_before_a_period_ms") or []
+    if leads:
+        text += f" (the later ones sent {min(leads):.2f}-{max(leads):.2f} ms before a period began)"
+    return text
 
 
 def format_report(r: dict) -> str:
@@ -471,7 +514,8 @@ def format_report(r: dict) -> str:
             lines.append(f"    {o:32s} {f['median_ms']:7.2f} / {f['max_ms']:7.2f} ms   "
                          f"{f['median_blocks']:5.2f} / {f['max_blocks']:5.2f} blocks   "
                          f"n={f['n']}, within one block {f['within_one_block']}/{f['n']}"
-                         + (f", left out {f['left_out']}" if f["left_out"] else ""))
+                         + (f", left out {f['left_out']}" if f["left_out"] else "")
+                         + (_periods_text(f["jack_period"]) if "jack_period" in f else ""))
     if r.get("scsynth_nodes_stuck"):
         lines.append(f"  scsynth nodes that never ended: {r['scsynth_nodes_stuck']}")
     return "\n".join(lines)

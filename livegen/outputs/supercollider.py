@@ -53,7 +53,7 @@ _MAX_NODE_ID = 2**31 - 1
 # late, 5 ms ahead half the time. The timing server hands events over 20 ms early.
 LEAD_SECONDS = 0.015
 MIN_GATE = 0.005  # s: a note-off runs at least this long after its note-on (>= 3 control blocks)
-PANIC_RELEASE = 0.005  # s: the forced release on panic, as fast as the built-in synth's fade
+PANIC_RELEASE = 0.0015  # s: the forced release on panic, about the built-in synth's fade (64 frames)
 PANIC_BACKSTOP = 0.1  # s: after a panic, /n_free whatever of ours is still on the server
 RELEASE_TAIL = 5.0  # s: a released note may still sound this long (its SynthDef's release): panic cuts it too
 _NTP_EPOCH = 2208988800  # seconds from 1900 (OSC time tags) to 1970 (time.time())

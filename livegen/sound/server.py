@@ -49,10 +49,20 @@ AHEAD_BLOCKS = 3  # blocks rendered ahead of the callback: slack for stalls, at 
 _MAX_MESSAGES_PER_CALLBACK = 256  # bounds the time one callback spends reading the pipe
 _MAX_PENDING = 20000  # timed events held in the child; beyond this new ones are dropped
 DEVICE_POLL_SECONDS = 0.5  # while waiting for a device to come back: how often PortAudio looks again
+PANIC_FADE_FRAMES = 64  # 1.3 ms at 48 kHz: the fade-out on panic, short enough to be silent within the block
 START_LAG_EDGES = (0.0005, 0.001, 0.002, 0.003)  # seconds: the callback start lateness counted
 STALL_SECONDS = 1.5  # no callback for this long while the stream says it runs: the device is gone
 EXIT_STREAM_STOPPED = 3  # the audio process's exit codes: the system stopped the stream
 EXIT_STALLED = 4  # ... or the device stopped asking for audio
+
+
+def panic_fade(frames: int) -> np.ndarray:
+    """The gain a panic puts on the block it cuts: down to 0 over ``PANIC_FADE_FRAMES``
+    (a ramp, not a click), then silence for the rest of the block."""
+    n = min(frames, PANIC_FADE_FRAMES)
+    gain = np.zeros(frames, dtype=np.float32)
+    gain[:n] = np.linspace(1.0, 0.0, n, endpoint=False, dtype=np.float32)
+    return gain[:, None]
 
 
 class AudioUnavailable(RuntimeError):
@@ -116,7 +126,7 @@ class _AudioState:
         self.conn = conn
         self.panic_flag = panic_flag  # shared with the parent, bumped by each panic before its pipe message
         self.cb_panic = self.render_panic = panic_flag.value if panic_flag is not None else 0
-        self.fade = np.linspace(1.0, 0.0, blocksize, dtype=np.float32)[:, None]
+        self.fade = panic_fade(blocksize)
         self.blocksize = blocksize
         self.ahead = ahead
         self.ring = np.zeros((ahead + 2, blocksize, channels), dtype=np.float32)
@@ -288,7 +298,7 @@ class _AudioState:
         for j in range(first, self.written):
             block = ring[j % n]
             if j == first:
-                block *= np.linspace(1.0, 0.0, len(block), dtype=np.float32)[:, None]
+                block *= panic_fade(len(block))
             else:
                 block.fill(0)
 
