@@ -208,6 +208,19 @@ async def _run(args) -> dict:
         await rig.close()
 
 
+def _stolen_seconds() -> float:
+    """CPU time the hypervisor gave to others, all cores (Linux /proc/stat "steal"; 0 elsewhere).
+
+    On a virtual machine a stolen moment stalls even JACK's own real-time thread: the
+    server then reports an xrun of every client, which nothing in livegen can prevent."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class _AudioCounters:
     """The synth's counters across the soak, even if its process is lost and reopened
     (a new process starts its counters from zero) or does not answer for a moment."""
@@ -282,6 +295,7 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
     timing0 = len(rig.timing.stats()["note_on_times"]) if rig.timing is not None else 0
     dropped0 = engine.stats.notes_dropped_late
     fps = patch.visuals.fps
+    steal0 = _stolen_seconds()
     t_start = time.monotonic()
     samples: list[dict] = []
     n_samples = max(1, int(round(seconds / args.sample_seconds)))
@@ -295,6 +309,8 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
                 "t": round(now - t_start, 2),
                 "rss_mb": {k: round(v, 1) for k, v in (await asyncio.to_thread(_memory, rig, skip)).items()},
                 "underruns": totals["underruns"],
+                "late_starts_3ms": totals[">3"],
+                "stolen_s": round(_stolen_seconds() - steal0, 2),
                 "frames": rig.frames - frames0,
                 "osc_applied": (rig.osc.stats["applied"] - osc0.get("applied", 0)) if rig.osc else 0,
                 "notes": engine.stats.notes_scheduled,
@@ -321,6 +337,7 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
     total_rss = [sum(s["rss_mb"].values()) for s in samples]
     return {
         "machine": f"{os.cpu_count()} cores, python {sys.version.split()[0]}",
+        "cpu_stolen_s": samples[-1]["stolen_s"],
         "patch": str(args.patch),
         "jack_server": _jack_mode() if jack else "none",
         "warm_up_s": round(warm_s, 1),
@@ -371,14 +388,16 @@ def format_report(r: dict) -> str:
              f"OSC applied {r['osc'].get('applied', 0)}, rejected {r['osc'].get('rejected', 0)}, "
              f"malformed {r['osc'].get('malformed', 0)}",
              "",
-             "| minute | " + " | ".join(sorted(r["samples"][0]["rss_mb"])) + " | all (MiB) | underruns | frames |",
-             "|---" * (len(r["samples"][0]["rss_mb"]) + 4) + "|"]
+             "| minute | " + " | ".join(sorted(r["samples"][0]["rss_mb"])) + " | all (MiB) | underruns "
+             "| callbacks begun > 3 ms late | CPU stolen (s) | frames |",
+             "|---" * (len(r["samples"][0]["rss_mb"]) + 6) + "|"]
     step = max(1, len(r["samples"]) // 12)
     shown = r["samples"][::step] + ([r["samples"][-1]] if (len(r["samples"]) - 1) % step else [])
     for s in shown:
         rss = s["rss_mb"]
         lines.append(f"| {s['t'] / 60:.1f} | " + " | ".join(f"{rss.get(k, 0):.1f}" for k in sorted(r["samples"][0]["rss_mb"]))
-                     + f" | {sum(rss.values()):.1f} | {s['underruns']} | {s['frames']} |")
+                     + f" | {sum(rss.values()):.1f} | {s['underruns']} | {s.get('late_starts_3ms', 0)} "
+                       f"| {s.get('stolen_s', 0.0):.2f} | {s['frames']} |")
     lines += ["",
               f"memory, all processes: start {m['all_start']:.1f} MiB, end {m['all_end']:.1f}, max {m['all_max']:.1f} "
               f"(growth {m['all_max'] - m['all_start']:+.1f}); main process start {m['main_start']:.1f}, "
@@ -387,7 +406,8 @@ def format_report(r: dict) -> str:
         lines.append(f"audio on {a['device']}: {a['callbacks']} callbacks, underruns {a['underruns']}, render fell behind "
                      f"{a['render_fell_behind']}, events late at the synth {a['late_events']}")
         lags = ", ".join(f"{k} ms: {n}" for k, n in a["callbacks_started_late_ms"].items())
-        lines.append(f"audio callbacks that began late: {lags}; latest {a['max_start_lag_ms']:.3f} ms")
+        lines.append(f"audio callbacks that began late: {lags}; latest {a['max_start_lag_ms']:.3f} ms; "
+                     f"CPU time stolen by the hypervisor: {r.get('cpu_stolen_s', 0.0):.2f} s")
     else:
         lines.append(f"audio: {a}")
     lines.append(f"note-ons at the MIDI port: {n['notes']}, late > 1 ms: {n['late_over_1ms']}, > 3 ms: {n['late_over_3ms']}, "
