@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     scbench.add_argument("--synthdef-file", type=Path,
                          help="the compiled livegen SynthDef sent to the server (default: examples/supercollider/)")
     scbench.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    from livegen.bench import faults, fuzz, panic
+    from livegen.bench import faults, fuzz, latent, panic
 
     fuzz.add_arguments(bsub.add_parser("fuzz", help="random and malformed OSC datagrams and MIDI at a real livegen "
                                                     "play: it stays up, answers, leaks nothing, leaves no note on"))
@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "a style process killed: time to notice and to recover"))
     panic.add_arguments(bsub.add_parser("panic", help="panic latency: OSC and a CC trigger to silence on the synth, "
                                                       "MIDI, OSC targets and scsynth (JACK)"))
+    latent.add_arguments(bsub.add_parser("latent", help="frame rate of the latent source + style network in the "
+                                         "rig, against ripples in the same run"))
     mbench = bsub.add_parser("melody", help="melody RNN step latency (1 thread) and batched tokens/s")
     mbench.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     mbench.add_argument("--steps", type=int, default=5000)
@@ -224,6 +226,35 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start from this style model's weights (same styles and architecture): fine-tuning "
                          "with a fresh optimiser and schedule")
 
+    tl = tsub.add_parser("latent", help="train a latent image model (VAE or GAN) on pictures and livegen's scenes")
+    tl.add_argument("--kind", choices=("vae", "gan"), required=True, help="vae (smooth, reconstructs) or gan")
+    tl.add_argument("--images", type=Path, nargs="+", required=True, metavar="DIR_OR_FILE",
+                    help="pictures to learn from: files or folders (searched recursively)")
+    tl.add_argument("--out", type=Path, default=Path("latent-model"), help="output folder")
+    tl.add_argument("--steps", type=int, default=3000)
+    tl.add_argument("--batch", type=int, default=32)
+    tl.add_argument("--size", type=int, choices=(64, 128), default=64, help="picture side in pixels")
+    tl.add_argument("--latent-dim", type=int, default=64, help="numbers in a latent vector")
+    tl.add_argument("--width", type=int, default=32, help="channels of the largest feature map (x8 at the smallest)")
+    tl.add_argument("--lr", type=float, help="learning rate (default: 1e-3 for vae, 2e-4 for gan)")
+    tl.add_argument("--beta", type=float, default=1.0, help="vae: weight of the KL term")
+    tl.add_argument("--kl-warmup", type=int, default=500, help="vae: steps over which the KL weight ramps up from 0")
+    tl.add_argument("--ema", type=float, default=0.999,
+                    help="gan: decay of the saved generator's weight average (0: the last weights)")
+    tl.add_argument("--procedural-fraction", type=float, default=0.2,
+                    help="share of training crops taken from livegen's own scenes (0..1)")
+    tl.add_argument("--render-size", type=_frame_size, default=(320, 240), metavar="WxH",
+                    help="size the scenes are rendered at (default: the show's 320x240)")
+    tl.add_argument("--holdout", type=float, default=0.1,
+                    help="share of each picture's longer side held out for the figures")
+    tl.add_argument("--preview-every", type=int, default=250)
+    tl.add_argument("--checkpoint-every", type=int, default=250)
+    tl.add_argument("--max-minutes", type=float, help="stop after this long (the run still finishes properly)")
+    tl.add_argument("--threads", type=int, help="torch threads")
+    tl.add_argument("--seed", type=int, default=0)
+    tl.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
+    tl.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+
     st = sub.add_parser("stylize", help="stylise an image, a folder of frames or a video (or --optimize a still)")
     st.add_argument("src", type=Path, metavar="IN")
     st.add_argument("dst", type=Path, metavar="OUT")
@@ -289,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             from livegen.bench.scsynth import main as bench_scsynth
 
             return bench_scsynth(args)
-        if args.command == "bench" and args.bench in ("fuzz", "faults", "panic"):
+        if args.command == "bench" and args.bench in ("fuzz", "faults", "panic", "latent"):
             import importlib
 
             return importlib.import_module(f"livegen.bench.{args.bench}").main(args)
@@ -317,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train_melody(args)
         if args.command == "train" and args.train == "style":
             return _train_style(args)
+        if args.command == "train" and args.train == "latent":
+            return _train_latent(args)
         if args.command == "stylize":
             return _stylize(args)
         if args.command == "eval" and args.eval == "melody":
@@ -407,6 +440,35 @@ def _train_style(args) -> int:
         print(f"{summary['steps']} steps in {summary['trained_minutes']} min"
               + (f" on {summary['processes']} processes" if summary.get("processes", 1) > 1 else "")
               + f"; wrote {args.out}/style.pt, {args.out}/preview.png, {args.out}/loss.png and {args.out}/MODEL_CARD.md")
+    return 0
+
+
+def _train_latent(args) -> int:
+    from livegen.visuals.images import ImageError
+    from livegen.visuals.latent_models import LatentModelError
+    from livegen.visuals.train_latent import LatentTrainConfig, train
+
+    cfg = LatentTrainConfig(kind=args.kind, images=[str(p) for p in args.images], out=str(args.out),
+                            size=args.size, latent_dim=args.latent_dim, width=args.width, batch=args.batch,
+                            steps=args.steps, lr=args.lr, beta=args.beta, kl_warmup=args.kl_warmup, ema=args.ema,
+                            procedural_fraction=args.procedural_fraction, render_size=args.render_size,
+                            holdout=args.holdout, preview_every=args.preview_every,
+                            checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
+                            threads=args.threads, seed=args.seed,
+                            device=None if args.device == "auto" else args.device, resume=args.resume)
+    try:
+        summary = train(cfg, progress=sys.stderr.isatty())
+    except (ValueError, ImageError, LatentModelError) as e:
+        raise _UserError(str(e)) from None
+    figure = ""
+    held = summary.get("reconstruction", {}).get("heldout")
+    if held:
+        figure = f"; held-out reconstruction MSE {held['mse']:.5f} ({held['psnr']:.2f} dB PSNR)"
+    elif "final_losses" in summary:
+        fl = summary["final_losses"]
+        figure = f"; final hinge losses: critic {fl['d_hinge']:.3f}, generator {fl['g_hinge']:.3f}"
+    print(f"{summary['steps']} steps in {summary['trained_minutes']} min{figure}; wrote {args.out}/latent.pt, "
+          f"{args.out}/preview.png, {args.out}/loss.png and {args.out}/MODEL_CARD.md")
     return 0
 
 
