@@ -772,7 +772,8 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
 
     # [visuals]
     t = c.section(doc, "visuals", ("enabled", "width", "height", "fps", "scale", "source", "fullscreen", "sources",
-                                   "source_file", "style", "style_model", "style_quantize", "style_threads",
+                                   "source_file", "latent_model", "latent_anchors", "latent_seed",
+                                   "style", "style_model", "style_quantize", "style_threads",
                                    "style_compile", "style_worker", "style_processes", "display",
                                    "screenshot_dir", "record", "record_hud", "virtual_camera", "share",
                                    "on_close"))
@@ -787,6 +788,9 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         fullscreen=c.boolean(p + ("fullscreen",), t.get("fullscreen", False)),
         sources=c.strings(p + ("sources",), t.get("sources", [])),
         source_file=_relative_to(c.file, c.string(p + ("source_file",), t.get("source_file", ""))),
+        latent_model=_relative_to(c.file, c.string(p + ("latent_model",), t.get("latent_model", ""))),
+        latent_anchors=_latent_anchors(c, p + ("latent_anchors",), t.get("latent_anchors", "")),
+        latent_seed=c.integer(p + ("latent_seed",), t.get("latent_seed", 0), 0, 2**31 - 1),
         style=c.boolean(p + ("style",), t.get("style", False)),
         style_model=_relative_to(c.file, c.string(p + ("style_model",), t.get("style_model", ""))),
         style_quantize=c.choice(p + ("style_quantize",), t.get("style_quantize", "none"), ("none", "bar")),
@@ -812,6 +816,14 @@ def _build(doc: dict[str, Any], c: _Checker, default_name: str) -> Patch:
         scenes=scenes, visuals=visuals, params=params,
         path=None if _is_pseudo(c.file) else c.file, source_text=c.text,
     )
+
+
+def _latent_anchors(c: _Checker, path: KeyPath, value: object) -> str:
+    """``[visuals] latent_anchors``: "" or a .json / .npy file (relative to the patch)."""
+    text = c.string(path, value)
+    if text and os.path.splitext(text)[1].lower() not in (".json", ".npy"):
+        raise c.error(path, f"anchors are a .json or .npy file, got {text!r}")
+    return _relative_to(c.file, text)
 
 
 def _record_path(c: _Checker, path: KeyPath, value: object) -> str:

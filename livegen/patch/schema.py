@@ -167,6 +167,9 @@ class VisualsConfig:
     fullscreen: bool = False
     sources: tuple[str, ...] = ()      # the sources ``visuals.source`` switches between (default: source)
     source_file: str = ""              # picture / video file (or camera number) for those kinds
+    latent_model: str = ""             # "latent" source: a latent model (VAE/GAN) file; "" = the shipped one
+    latent_anchors: str = ""           # "latent" source: anchors (.json or .npy latent vectors); "" = generated
+    latent_seed: int = 0               # "latent" source: seeds its pitch directions and generated anchors
     style: bool = False                # run the style network on the frames
     style_model: str = ""              # a trained style model; "" = the shipped one
     style_quantize: str = "none"       # "bar": style weight changes land on the next downbeat

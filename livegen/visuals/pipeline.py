@@ -137,10 +137,20 @@ def build_pipeline(visuals, seed: int = 0, warn: Callable[[str], None] = log.war
     from livegen.visuals.sources import SourceError, SourceSwitch, create_source
 
     v = visuals
+    latent = None
+    if "latent" in v.source_list():
+        from livegen.visuals.latent_source import LatentOptions
+
+        # Live, the latent source decodes on a thread of its own; one torch thread, unless
+        # the style network shares this process (style_worker "thread"): then its budget.
+        shared = v.style and getattr(v, "style_worker", "process") == "thread"
+        latent = LatentOptions(model=getattr(v, "latent_model", ""), anchors=getattr(v, "latent_anchors", ""),
+                               seed=getattr(v, "latent_seed", 0), threaded=worker,
+                               threads=v.style_threads if shared else 1)
     sources = []
     for kind in v.source_list():
         try:
-            sources.append(create_source(kind, v.width, v.height, seed=seed, file=v.source_file))
+            sources.append(create_source(kind, v.width, v.height, seed=seed, file=v.source_file, latent=latent))
         except (SourceError, ValueError) as e:
             warn(f"visuals source {kind!r} left out: {e}")
     if not sources:

@@ -1,4 +1,5 @@
-"""Frame sources beyond the generated scenes: an image, a video file, a camera; and a switch.
+"""Frame sources beyond the generated scenes: an image, a video file, a camera, a latent
+model's pictures walked by the music (:mod:`livegen.visuals.latent_source`); and a switch.
 
 Each is a :class:`~livegen.visuals.scenes.Scene` (``on_event`` + ``render``) so the
 pipeline treats them alike. The file sources still move with the music: the picture
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +26,10 @@ from livegen.events import Beat, OutEvent
 from livegen.visuals.images import fit_cover, load_frame, to_frame, to_tensor
 from livegen.visuals.scenes import SCENES, BRIGHTNESS, Scene, create_scene
 
-SOURCE_KINDS = ("image", "video", "camera")
+if TYPE_CHECKING:
+    from livegen.visuals.latent_source import LatentOptions
+
+SOURCE_KINDS = ("image", "video", "camera", "latent")
 PULSE = ParamSpec("visuals.pulse", 0.3, 0.0, 1.0, smoothing=0.1,
                   doc="how much an image or video source zooms on each beat")
 
@@ -179,8 +183,10 @@ class CameraSource(_PulsedSource):
         self._cap.release()
 
 
-def create_source(kind: str, width: int, height: int, seed: int = 0, file: str | None = None) -> Scene:
-    """A scene by name, or an ``image``/``video``/``camera`` source reading ``file``."""
+def create_source(kind: str, width: int, height: int, seed: int = 0, file: str | None = None,
+                  latent: "LatentOptions | None" = None) -> Scene:
+    """A scene by name, an ``image``/``video``/``camera`` source reading ``file``, or the
+    ``latent`` source (its model, anchors and landscape seed in ``latent``)."""
     if kind in SCENES:
         return create_scene(kind, width, height, seed=seed)
     if kind == "image":
@@ -193,6 +199,15 @@ def create_source(kind: str, width: int, height: int, seed: int = 0, file: str |
         return VideoSource(width, height, file, seed)  # type: ignore[return-value]
     if kind == "camera":
         return CameraSource(width, height, file or 0, seed)  # type: ignore[return-value]
+    if kind == "latent":
+        from livegen.visuals.latent_source import LatentOptions, LatentSource, LatentSourceError
+
+        o = latent or LatentOptions()
+        try:
+            return LatentSource(width, height, model=o.model or None, anchors=o.anchors or None,  # type: ignore[return-value]
+                                seed=seed, latent_seed=o.seed, threaded=o.threaded, threads=o.threads)
+        except LatentSourceError as e:
+            raise SourceError(str(e)) from None
     known = ", ".join(sorted(SCENES) + list(SOURCE_KINDS))
     raise SourceError(f"unknown visuals source {kind!r}; known: {known}")
 
