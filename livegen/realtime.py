@@ -12,8 +12,9 @@ microseconds. Our own real-time threads therefore sit below the clients: the tim
 server's dispatch thread, which spins for up to 2 ms before each deadline, then the synth's
 render thread, whose 16 ms of blocks rendered ahead absorb any wait, then the main
 process's dispatch thread. (A 30-minute soak once had a MIDI lister and the controller's
-port, both at JACK's client priority, miss a period while those threads, then above them,
-held both cores.) The audio callback is a JACK client thread itself, raised to
+port, both at JACK's client priority, miss a period, jackd's own thread on time; those
+threads were above them then, which could hold both cores. Not caught in the act; with the
+order below, the next 30-minute soak had no xrun.) The audio callback is a JACK client thread itself, raised to
 ``JACK_CLIENT`` where JACK left it lower.
 
 A real-time Python thread still needs the GIL. In the audio and timing processes every

@@ -210,6 +210,11 @@ def _u64(seed: int) -> int:
     return int(seed) & 0xFFFF_FFFF_FFFF_FFFF
 
 
+def _same_request(a: tuple[np.ndarray, float, float] | None, b: tuple[np.ndarray, float, float]) -> bool:
+    """Whether two decode requests (z, zoom, gain) would give the same picture."""
+    return a is not None and a[1:] == b[1:] and np.array_equal(a[0], b[0])
+
+
 def _short(e: BaseException) -> str:
     return " ".join(str(e).split())[:160] or type(e).__name__
 
@@ -325,8 +330,7 @@ class LatentSource:
         if not self.threaded:
             return self._decode_cached(request).copy()
         with self._cond:
-            last = self._last_request
-            if last is None or not (last[1:] == request[1:] and np.array_equal(last[0], request[0])):
+            if not _same_request(self._last_request, request):
                 if self._job is not None:
                     self.replaced += 1
                 self._job = request
@@ -526,9 +530,7 @@ class LatentSource:
         return frame
 
     def _decode_cached(self, request: tuple[np.ndarray, float, float]) -> np.ndarray:
-        last = self._last_request
-        if last is not None and self._last_frame is not None and last[1:] == request[1:] \
-                and np.array_equal(last[0], request[0]):
+        if self._last_frame is not None and _same_request(self._last_request, request):
             return self._last_frame
         frame = self._decode_timed(request)
         if frame is None:

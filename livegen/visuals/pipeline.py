@@ -143,9 +143,8 @@ def build_pipeline(visuals, seed: int = 0, warn: Callable[[str], None] = log.war
 
         # Live, the latent source decodes on a thread of its own; one torch thread, unless
         # the style network shares this process (style_worker "thread"): then its budget.
-        shared = v.style and getattr(v, "style_worker", "process") == "thread"
-        latent = LatentOptions(model=getattr(v, "latent_model", ""), anchors=getattr(v, "latent_anchors", ""),
-                               seed=getattr(v, "latent_seed", 0), threaded=worker,
+        shared = v.style and v.style_worker == "thread"
+        latent = LatentOptions(model=v.latent_model, anchors=v.latent_anchors, seed=v.latent_seed, threaded=worker,
                                threads=v.style_threads if shared else 1)
     sources = []
     for kind in v.source_list():
