@@ -773,6 +773,39 @@ def test_scsynth_panic_and_close_release_every_node(receiver: socket.socket) -> 
     assert [m.params[0] for m in closing] == [new[1]] and closing[0].params[1] == "gate"
 
 
+def test_scsynth_panic_forces_the_release_again_after_a_note_off_already_on_its_way(receiver: socket.socket) -> None:
+    """A note-off sent time-tagged for just after the panic would set the gate to 0 over the
+    panic's forced release (both in one control block: an ordinary, long release), so the
+    panic says the forced release again right after it."""
+    from livegen.outputs.supercollider import PANIC_RELEASE, timetag
+
+    now = [time.monotonic()]
+    sc = ScsynthOutput(HOST, receiver.getsockname()[1], clock=lambda: now[0])
+    start = now[0]
+    sc.send(NoteOn(start + 0.01, 60, 100))
+    sc.send(NoteOn(start + 0.01, 64, 100))
+    receiver.recvfrom(65536), receiver.recvfrom(65536)
+    now[0] = start + 0.05
+    sc.send(NoteOff(start + 0.2, 60))  # due after the panic: sent early, time-tagged
+    off, _ = receiver.recvfrom(65536)
+    off_tag = struct.unpack(">Q", off[8:16])[0]
+    assert off_tag == pytest.approx(timetag(start + 0.2), abs=2**22)
+    now[0] = start + 0.1
+    sc.send(AllNotesOff(now[0]))
+    receiver.settimeout(0.2)
+    sent = []
+    try:
+        while True:
+            sent.append(receiver.recvfrom(65536)[0])
+    except (TimeoutError, socket.timeout):
+        pass
+    forced = -1.0 - PANIC_RELEASE
+    again = [d for d in sent if OscBundle.dgram_is_bundle(d) and struct.unpack(">Q", d[8:16])[0] == off_tag + 1]
+    assert len(again) == 1
+    [m] = [m for m in OscBundle(again[0]) if isinstance(m, OscMessage) and m.address == "/n_set"]
+    assert m.params[1] == "gate" and m.params[2] == pytest.approx(forced)
+
+
 def test_dispatch_without_a_socket_for_scripted_renders() -> None:
     """``livegen render --events`` feeds OSC from a script on the virtual clock."""
     surface = FakeSurface()

@@ -193,20 +193,27 @@ class ScsynthOutput:
 
     def _panic(self) -> None:
         """Every node of ours silenced now, freed soon: held, releasing, or not started yet."""
+        now = self._now()
         nodes = [n for q in self._live.values() for n in q] + [n for _, n in self._releasing]
+        # Note-offs already sent to scsynth for later: at that time their gate 0 would undo
+        # the forced release (when both land in one control block, the node just releases
+        # as usual, 0.1 s and more), so the forced release is said again right after each.
+        gate_offs = [(at, n) for at, n in self._releasing if at > now]
         self._live.clear()
         self._releasing.clear()
         if not nodes:
             return
         self.panics += 1
-        now = self._now()
         off = encode("/error", ("i", -1))
+        forced = ("s", "gate"), ("f", -1.0 - PANIC_RELEASE)
         running = [n for n in nodes if not (n.tag and n.start > now)]
         if running:  # time-tagged (not plain) so it runs after any /s_new still queued there
             tag = max([timetag(now)] + [n.tag + 1 for n in running if n.tag])
-            release = [encode("/n_set", ("i", n.node), ("s", "gate"), ("f", -1.0 - PANIC_RELEASE)) for n in running]
+            release = [encode("/n_set", ("i", n.node), *forced) for n in running]
             for i in range(0, len(release), _FREES_PER_BUNDLE):
                 self._udp.send(bundle(tag, off, *release[i:i + _FREES_PER_BUNDLE]))
+        for at, n in gate_offs:
+            self._udp.send(bundle(timetag(at) + 1, off, encode("/n_set", ("i", n.node), *forced)))
         waiting: dict[int, list[int]] = {}
         for n in nodes:
             if n.tag and n.start > now:  # starts later: freed right after its /s_new runs
