@@ -40,6 +40,9 @@ CHANNEL_MODE_PANIC = {120: "All Sound Off", 123: "All Notes Off"}
 # One panic from a burst of them: a second one this soon is the same button, or our own
 # all-notes-off coming back through a synth's MIDI thru (which would otherwise loop forever).
 PANIC_ECHO_SECONDS = 0.5
+# A panic heard off the loop (urgent_panic) has silenced the outputs already: when the loop
+# gets to the same message this soon after, it silences again only what it scheduled meanwhile.
+URGENT_SECONDS = 0.25
 
 
 class Scheduler(Protocol):
@@ -47,7 +50,7 @@ class Scheduler(Protocol):
 
     def schedule(self, event: OutEvent, outputs: Iterable[Output] | None = None) -> None: ...
 
-    def panic(self, t: float | None = None) -> None: ...
+    def panic(self, t: float | None = None, unless_quiet: bool = False) -> bool: ...
 
 
 def engine_param_specs() -> list[ParamSpec]:
@@ -102,6 +105,7 @@ class Engine:
         self._triggers: list[str] = []
         self._taps: deque[float] = deque(maxlen=5)
         self._last_panic = -math.inf
+        self._urgent_at = -math.inf  # when urgent_panic last silenced the outputs (any thread)
         self._inline = generate_inline
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._inflight: deque[concurrent.futures.Future] = deque()
@@ -402,19 +406,38 @@ class Engine:
         """All notes off on every output, now; pending notes dropped, windows being
         generated included (their notes would start after the panic)."""
         t = self.now()
-        self.scheduler.panic(t)
+        # After an urgent panic, again only if notes were scheduled since: the loop may have
+        # been half-way through a window, computed before the panic, when it came.
+        self.scheduler.panic(t, unless_quiet=t - self._urgent_at <= URGENT_SECONDS)
+        self._urgent_at = -math.inf
         self._last_panic = t
         self._sounding_thru.clear()
         for fut in self._inflight:
             fut.dropped = True  # type: ignore[attr-defined]
         log.info("panic (%s)", source or "?")
 
+    def urgent_panic(self, source: str = "", channel_mode: bool = False) -> bool:
+        """Silence every output now, from the thread that heard the panic (the OSC receiver,
+        a MIDI port's callback), without waiting for the event loop: a loop busy for 10 ms
+        made a panic miss two audio periods. The same message still reaches the loop, whose
+        :meth:`panic` then drops the windows being generated and logs the line. Only what is
+        safe from any thread happens here (the dispatcher's panic is). A channel-mode panic
+        (CC 120 / 123) just after another is the same burst: False, nothing done."""
+        t = self.now()
+        if channel_mode and (not getattr(self.patch.midi, "panic_on_all_notes_off", True)
+                             or t - max(self._last_panic, self._urgent_at) < PANIC_ECHO_SECONDS):
+            return False
+        self.scheduler.panic(t)
+        self._urgent_at = t
+        return True
+
     def _channel_mode_panic(self, event: ControlInput, port: str) -> bool:
         """CC 120 / 123 from a controller: panic, once per burst; False when the patch
         switched that off (``[midi] panic_on_all_notes_off = false``)."""
         if not getattr(self.patch.midi, "panic_on_all_notes_off", True):
             return False
-        if self.now() - self._last_panic < PANIC_ECHO_SECONDS:
+        now = self.now()
+        if now - self._last_panic < PANIC_ECHO_SECONDS and now - self._urgent_at > URGENT_SECONDS:
             log.debug("MIDI %s CC %d on channel %d ignored: a panic just happened", port, event.number,
                       event.channel + 1)
             return True

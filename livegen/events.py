@@ -85,6 +85,11 @@ class Output(Protocol):
     event: 0 for outputs that act the instant they are called (MIDI ports), a few tens of
     milliseconds for outputs that place events themselves (the synth places notes at the
     exact sample). ``send`` must not block: it is called from the dispatch thread.
+
+    An output that can fall silent with a write to memory alone (the synth: a counter its
+    audio callback reads) may also have ``silence()``. A panic calls it before any
+    all-notes-off goes out, as a pipe or port write lets other threads take Python's GIL
+    for milliseconds before the next output's turn.
     """
 
     name: str

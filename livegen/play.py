@@ -104,6 +104,7 @@ class LiveRig:
         self._frame_times: collections.deque[float] = collections.deque(maxlen=31)  # for the HUD's fps
         self.osc = None
         self.midi_in = None
+        self.urgent = None  # livegen.control.urgent.UrgentPanic, once the inputs are open
         self.follower = None
         self.link = None
         self.instance = instance_name(self.patch, self.options.name)
@@ -255,7 +256,11 @@ class LiveRig:
         return engine
 
     async def _open_inputs(self, loop, engine: Engine) -> None:
+        from livegen.control.urgent import UrgentPanic
+
         patch, opts = self.patch, self.options
+        # A panic acts on the thread that hears it (OSC's receiver, a MIDI port's), not when the loop gets to it.
+        self.urgent = UrgentPanic(engine.urgent_panic, engine.midi_triggers, instance=self.instance)
         if patch.osc.enabled:
             from livegen.control.osc_server import OscServer
 
@@ -263,7 +268,7 @@ class LiveRig:
             self.osc = OscServer(engine, host=patch.osc.host, port=port, maps=engine.osc_maps,
                                  triggers=engine.osc_triggers, specs=engine.store.spec, allow=patch.osc.allow,
                                  on_record=self.set_recording if self.recorder is not None else None,
-                                 instance=self.instance)
+                                 instance=self.instance, urgent=self.urgent)
             try:
                 await self.osc.start()
                 log.info("OSC in: %s:%d, as instance %r (%s/%s/... for this one, %s/... for all)", patch.osc.host,
@@ -280,6 +285,7 @@ class LiveRig:
             try:
                 self.midi_in = MidiInput(list(patterns), self._on_midi, loop, engine.decoder,
                                          client_name=patch.midi.client_name)
+                self.midi_in.urgent = self.urgent
                 self._tasks.append(asyncio.create_task(self.midi_in.watch(), name="livegen-midi-watch"))
             except Exception as e:
                 self._missing(f"MIDI input unavailable: {_one_line(e)}")
@@ -329,6 +335,8 @@ class LiveRig:
             self.osc.set_mappings(self.engine.osc_maps, self.engine.osc_triggers)
         if self.midi_in is not None:
             self.midi_in.decoder = self.engine.decoder
+        if self.urgent is not None:
+            self.urgent.set_triggers(self.engine.midi_triggers)
 
     # ------------------------------------------------------------------ running
     async def _tick(self, engine: Engine) -> None:

@@ -24,6 +24,9 @@ rest of the show for a whole scheduler slice (milliseconds), and the audio callb
 dispatch thread waits that long for it (a priority inversion). Measured in 4-minute soaks:
 note-ons late by more than 1 ms went from 2 to 0 (the latest from 1.08 ms to 0.11 ms), and
 audio callbacks that began more than 3 ms late from 3 to 0.
+
+The main process's control input threads (``CONTROL_IN``) share that lowest priority: a
+panic acts on them, and a busy show must not keep them waiting for a core.
 """
 
 
@@ -40,6 +43,9 @@ TIMING_DISPATCH = 4  # the timing server's dispatch thread (MIDI/OSC out), below
 RENDER = 3  # the synth's render-ahead thread: below the dispatch thread, its render-ahead absorbs a 2 ms spin
 DISPATCH = 2  # the main process's dispatch thread (events to the synth, 30 ms ahead)
 GIL_HOLDER = 1  # the other Python threads of the audio and timing processes (see above)
+# The main process's OSC receiver and MIDI poll threads, where a panic acts (livegen.control.urgent):
+# they wake for a datagram or once a millisecond and hold the GIL for microseconds each time.
+CONTROL_IN = 1
 
 
 def _set_fifo(tid: int, priority: int) -> bool:

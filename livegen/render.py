@@ -50,12 +50,14 @@ class VirtualScheduler:
         for out in self._outputs if outputs is None else outputs:
             heapq.heappush(self._heap, (event.time, next(self._seq), out, event))
 
-    def panic(self, t: float | None = None) -> None:
+    def panic(self, t: float | None = None, unless_quiet: bool = False) -> bool:
+        """Drop pending notes, all notes off at ``t`` (offline nothing is urgent: ``unless_quiet`` is moot)."""
         t = 0.0 if t is None else t
         self._heap = [e for e in self._heap if not isinstance(e[3], (NoteOn, NoteOff))]
         heapq.heapify(self._heap)
         for out in self._outputs:
             heapq.heappush(self._heap, (t, next(self._seq), out, AllNotesOff(t)))
+        return True
 
     def deliver_until(self, t: float) -> None:
         """Send every event due before ``t``, in time order."""

@@ -92,8 +92,9 @@ class Sink:
     def schedule(self, event, outputs=None) -> None:
         pass
 
-    def panic(self, t=None) -> None:
+    def panic(self, t=None, unless_quiet=False) -> bool:
         self.panics.append(t)
+        return True
 
 
 def _engine(extra: str = "") -> tuple[Engine, Sink, list[float]]:

@@ -2,6 +2,7 @@
 
 Decoding happens on the event loop (the MIDI thread only stamps the arrival time and
 hands the message over), so the decoder's 14-bit CC state is never shared between threads.
+A panic is the exception: the MIDI thread acts on it at once (livegen.control.urgent).
 Controllers get unplugged mid-set: ``MidiInput.watch`` notices, says so once, and
 reconnects when the port is back.
 """
@@ -12,12 +13,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Union
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Union
 
 import mido
 
 from livegen.control import midi_ports
 from livegen.log import RateLimitedLog
+
+if TYPE_CHECKING:
+    from livegen.control.urgent import UrgentPanic
 
 log = logging.getLogger("livegen.midi")
 
@@ -141,6 +145,8 @@ class MidiInput:
     ``time.monotonic()`` arrival time stamped on the MIDI thread. ``"*"`` matches every
     port. Ports whose names contain ``client_name`` or any of ``exclude`` are skipped: they
     are our own outputs, and listening to them would feed our notes back into us.
+    ``urgent`` (a :class:`~livegen.control.urgent.UrgentPanic`) sees each message first, on
+    the MIDI thread, so a panic acts before the loop gets to it.
     """
 
     def __init__(
@@ -160,6 +166,7 @@ class MidiInput:
         self.exclude = tuple(e.lower() for e in (*exclude, client_name) if e)
         self.ports: dict[str, object] = {}
         self.on_change: Callable[[str, str], None] | None = None  # ("connected"|"disappeared", name)
+        self.urgent: UrgentPanic | None = None
         self.problems = RateLimitedLog(log)
         self._closed = False
         names = midi_ports.input_names()
@@ -220,6 +227,12 @@ class MidiInput:
         def on_message(msg: mido.Message) -> None:  # on the MIDI thread: stamp and hand over
             # Our rtmidi ports stamp the arrival time; other mido backends leave time at 0.
             t = msg.time if msg.time > 0 else time.monotonic()
+            urgent = self.urgent
+            if urgent is not None:  # a panic acts here, then goes to the loop like the rest
+                try:
+                    urgent.midi(msg, name)
+                except Exception:
+                    log.debug("urgent check of %r from %r failed", msg, name, exc_info=True)
             try:
                 loop.call_soon_threadsafe(self._deliver, msg, t, name)
             except RuntimeError:

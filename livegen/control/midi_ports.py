@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import mido
 
+from livegen import realtime
+
 log = logging.getLogger("livegen.midi")
 
 MessageCallback = Callable[[mido.Message], None]
@@ -239,6 +241,7 @@ class _Poller:
                 self._ports.remove(port)
 
     def _run(self) -> None:
+        realtime.raise_thread_priority(realtime.CONTROL_IN)  # a panic acts on this thread
         while True:
             with self._lock:
                 ports = list(self._ports)

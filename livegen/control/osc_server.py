@@ -1,7 +1,11 @@
 """OSC in: TouchDesigner, Max, Pure Data and phones drive the engine over UDP.
 
-The server runs on the event loop (asyncio datagram endpoint) and talks to the engine only
-through :class:`~livegen.control.surface.ControlSurface`. Every datagram is parsed, checked
+A thread of its own receives the datagrams and hands them to the event loop, where they
+are handled; the server talks to the engine only through
+:class:`~livegen.control.surface.ControlSurface`. Receiving off the loop means a burst is
+read as fast as it comes (an asyncio endpoint reads one datagram per pass of a busy loop,
+and the kernel drops the rest), and a ``/livegen/panic`` acts on that thread at once
+(``urgent``, :mod:`livegen.control.urgent`) instead of waiting for the loop. Every datagram is parsed, checked
 against the allowlist, and its messages are dispatched in this order: the patch's
 :class:`OscMap` faders and OSC :class:`Trigger` buttons (so a patch can take over any
 address), then the built-in table in :mod:`livegen.control.osc_addresses`.
@@ -24,9 +28,11 @@ import itertools
 import logging
 import math
 import socket
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
@@ -34,8 +40,12 @@ from pythonosc.parsing import osc_types
 from livegen.control.mapping import OscMap, Trigger, apply_curve, mapped_value
 from livegen.control.osc_addresses import ADDRESSES, PREFIX, OscAddress, lookup, split_instance
 from livegen.control.params import ParamSpec
+from livegen import realtime
 from livegen.control.surface import ControlSurface
 from livegen.log import RateLimitedLog
+
+if TYPE_CHECKING:
+    from livegen.control.urgent import UrgentPanic
 
 log = logging.getLogger("livegen.osc")
 
@@ -43,7 +53,10 @@ MAX_BUNDLE_DEPTH = 8
 _BUNDLE = b"#bundle\x00"
 _NUMERIC = "ifhd"
 _STAT_KEYS = ("received", "applied", "malformed", "rejected", "blocked", "scheduled", "dropped_future", "errors",
-              "other_instance")
+              "other_instance", "overflow")
+MAX_QUEUED = 8192  # datagrams received and not yet handled: a flood past this is dropped (counted)
+PER_PASS = 64  # datagrams handled per pass of the loop before it gets to other work
+RECV_POLL = 0.2  # s: the receiver thread looks at its stop flag this often
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -239,18 +252,6 @@ def _coerce(expected: str, tags: str, args: tuple[Any, ...]) -> list[Any] | None
 
 
 # -- the server ---------------------------------------------------------------------------
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, server: OscServer) -> None:
-        self._server = server
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._server._datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP "port unreachable" after replying to a peer that has gone: not our problem.
-        log.debug("OSC socket error: %s", exc)
-
-
 Handler = Callable[[str | None, list[Any], Any, str], bool]
 
 
@@ -287,8 +288,10 @@ class OscServer:
         max_depth: int = MAX_BUNDLE_DEPTH,
         on_record: Callable[[bool, str], bool] | None = None,
         instance: str = "",
+        urgent: UrgentPanic | None = None,
     ) -> None:
         self.surface = surface
+        self.urgent = urgent
         self.host = host
         self._port = port
         self.specs = specs
@@ -334,7 +337,12 @@ class OscServer:
         missing = [a.pattern for a in ADDRESSES if a.pattern not in self._handlers]
         if missing:
             raise RuntimeError(f"OSC addresses without a handler: {missing}")
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._queue: deque[tuple[bytes, Any, float]] = deque()
+        self._drain_due = False  # a _drain is scheduled on the loop
+        self._overflow = 0  # counted on the receiver thread; moved into stats on the loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._timer_ids = itertools.count()
@@ -342,38 +350,51 @@ class OscServer:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        """Bind the UDP socket; from now on datagrams are handled on this loop."""
+        """Bind the UDP socket and start receiving; datagrams are handled on this loop."""
         self._loop = asyncio.get_running_loop()
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(self.host, self._port)
-        )
-        self._transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
+        infos = await self._loop.getaddrinfo(self.host, self._port, type=socket.SOCK_DGRAM)
+        family, _type, _proto, _name, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
             try:  # bursts of faders at 60 fps must not overflow the kernel buffer
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             except OSError:
                 pass
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+        sock.settimeout(RECV_POLL)
+        self._sock = sock
+        self._running = True
+        self._thread = threading.Thread(target=self._receive, name="livegen-osc-in", daemon=True)
+        self._thread.start()
         log.info("OSC listening on %s:%d", self.host, self.port)
 
     @property
     def port(self) -> int:
         """The bound port (useful with port=0), or the configured one before start()."""
-        if self._transport is not None:
-            name = self._transport.get_extra_info("sockname")
-            if name:
-                return int(name[1])
+        if self._sock is not None:
+            try:
+                return int(self._sock.getsockname()[1])
+            except OSError:
+                pass
         return self._port
 
     def close(self) -> None:
-        """Stop listening and forget bundles still waiting for their time."""
+        """Stop listening (the receiver thread is joined) and forget bundles still waiting."""
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
         self._pending = 0
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        self._running = False
+        if self._thread is not None:
+            self._thread.join(2 * RECV_POLL + 1.0)
+            self._thread = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._queue.clear()
 
     def set_mappings(self, maps: Sequence[OscMap] = (), triggers: Sequence[Trigger] = ()) -> None:
         """Replace the patch's OSC mappings (on patch reload). Triggers without an address are MIDI's."""
@@ -405,9 +426,70 @@ class OscServer:
         """Messages in future bundles waiting for their time."""
         return self._pending
 
+    # -- receiving (a thread of its own) --------------------------------------------------
+    def _receive(self) -> None:
+        sock, queue, loop = self._sock, self._queue, self._loop
+        assert sock is not None and loop is not None
+        realtime.raise_thread_priority(realtime.CONTROL_IN)  # a panic acts here (urgent)
+        while self._running:
+            try:
+                data, addr = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError as e:  # closed under us, or an ICMP error after a reply: go on
+                if not self._running:
+                    return
+                log.debug("OSC socket error: %s", e)
+                time.sleep(0.01)
+                continue
+            t = time.monotonic()
+            if self.urgent is not None and data.startswith(b"/livegen/"):
+                self._urgent(data, addr)
+            if len(queue) >= MAX_QUEUED:
+                self._overflow += 1
+                continue
+            queue.append((data, addr, t))
+            if not self._drain_due:
+                self._drain_due = True
+                try:
+                    loop.call_soon_threadsafe(self._drain)
+                except RuntimeError:  # the loop is closed: we are shutting down
+                    return
+
+    def _urgent(self, data: bytes, addr: Any) -> None:
+        """A panic acts here, on the receiving thread; the loop still handles the datagram."""
+        assert self.urgent is not None
+        try:
+            msg = parse_message(data)
+            if msg.tags or msg.address in self._maps or msg.address in self._triggers:
+                return  # what the loop would refuse, or what the patch has taken over
+            if not self._allow or self._allowed(addr[0]):
+                self.urgent.osc(msg.address, f"osc:{_peer(addr)}")
+        except Exception:  # junk is the loop's to count and report
+            return
+
+    def _drain(self) -> None:
+        """On the loop: handle what the receiver queued, ``PER_PASS`` at a time."""
+        self._drain_due = False
+        queue = self._queue
+        if self._overflow:
+            n, self._overflow = self._overflow, 0
+            self.stats["overflow"] += n
+            self.problems.warn("overflow", "OSC: %d datagrams dropped: more than %d were waiting to be handled",
+                               n, MAX_QUEUED)
+        for _ in range(PER_PASS):
+            if not queue:
+                return
+            data, addr, t = queue.popleft()
+            self._datagram(data, addr, t)
+        if queue and not self._drain_due and self._loop is not None:
+            self._drain_due = True
+            self._loop.call_soon(self._drain)
+
     # -- per datagram ---------------------------------------------------------------------
-    def _datagram(self, data: bytes, addr: Any) -> None:
-        t_received = time.monotonic()
+    def _datagram(self, data: bytes, addr: Any, t_received: float | None = None) -> None:
+        if t_received is None:
+            t_received = time.monotonic()
         self.stats["received"] += 1
         try:
             self._handle(data, addr, t_received)
@@ -594,8 +676,11 @@ class OscServer:
         return self.surface.trigger(action, source)
 
     def _reply(self, addr: Any, dgram: bytes) -> None:
-        if self._transport is not None:
-            self._transport.sendto(dgram, addr)
+        if self._sock is not None:
+            try:
+                self._sock.sendto(dgram, addr)
+            except OSError as e:  # the peer's network went away: its problem, not the show's
+                log.debug("OSC reply to %s failed: %s", _peer(addr), e)
 
     # -- built-in handlers (one per table entry) -------------------------------------------
     def _h_param(self, name: str | None, v: list[Any], addr: Any, source: str) -> bool:

@@ -23,6 +23,10 @@ log = logging.getLogger("livegen.midi")
 
 CC_ALL_SOUND_OFF = 120
 CC_ALL_NOTES_OFF = 123
+# What a panic sends on every channel, built once: making 32 mido messages took ~0.3 ms of
+# every panic, and the outputs after this one waited for it.
+PANIC_MESSAGES = tuple(mido.Message("control_change", channel=ch, control=cc, value=0)
+                       for ch in range(16) for cc in (CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF))
 
 
 def _clamp(v: int, lo: int, hi: int) -> int:
@@ -108,9 +112,8 @@ class MidiOutput:
             for _ in range(count):  # devices that stack voices per key need one off each
                 self._out(mido.Message("note_off", channel=ch, note=pitch, velocity=0))
         self.sounding.clear()
-        for ch in range(16):
-            self._out(mido.Message("control_change", channel=ch, control=CC_ALL_NOTES_OFF, value=0))
-            self._out(mido.Message("control_change", channel=ch, control=CC_ALL_SOUND_OFF, value=0))
+        for msg in PANIC_MESSAGES:
+            self._out(msg)
 
     def close(self) -> None:
         """Silence everything, then close the port; later ``send`` calls do nothing."""

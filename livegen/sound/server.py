@@ -578,7 +578,8 @@ class SynthOutput:
         self._recv_lock = threading.Lock()  # conn.recv (stats) and closing the pipe
         self._request = itertools.count(1)
         self._closed = False
-        self._panic_flag: Any = None  # shared memory the audio callback reads (see send)
+        self._panic_flag: Any = None  # shared memory the audio callback reads (see silence)
+        self._silenced = False  # silence() bumped the flag for the all-notes-off that follows
         self._gone = False  # a send found the process gone (said once, in the log file)
         self._problems = RateLimitedLog()
 
@@ -709,6 +710,14 @@ class SynthOutput:
         return self._proc
 
     # ------------------------------------------------------------------ events
+    def silence(self) -> None:
+        """Silent from the audio callback's next period on: one write to shared memory, no
+        pipe (the callback fades its block out, the render thread stops the voices and drops
+        the queued notes). A panic's all-notes-off follows it to drop notes still on the way."""
+        if self._panic_flag is not None:
+            self._panic_flag.value = (self._panic_flag.value + 1) % 2**32
+            self._silenced = True
+
     def send(self, event: OutEvent) -> None:
         """Pass an event to the audio process; never blocks for more than a pipe write."""
         if isinstance(event, NoteOn):
@@ -716,8 +725,9 @@ class SynthOutput:
         elif isinstance(event, NoteOff):
             msg = ("off", event.time, event.pitch, event.channel)
         elif isinstance(event, AllNotesOff):
-            if self._panic_flag is not None:  # the audio callback sees it at its next period
-                self._panic_flag.value = (self._panic_flag.value + 1) % 2**32
+            if not self._silenced:  # (a panic called silence() just before)
+                self.silence()
+            self._silenced = False
             msg = ("panic", event.time)
         elif isinstance(event, ParamChanged) and event.name in self._params:
             with self._params_lock:
