@@ -447,3 +447,17 @@ def test_the_panic_bench_says_in_which_jack_period_an_output_went_silent():
 
     assert lead_to_period(probe, p) == pytest.approx(period - 0.001)
     assert lead_to_period(probe, 99.0) != lead_to_period(probe, 99.0)  # nan: no period after it
+
+
+def test_the_panic_bench_patch_parses_with_and_without_the_picture():
+    """``livegen bench panic [--visuals]`` writes its patch from a template: both forms are
+    patches livegen accepts, with the picture (styled) only under --visuals."""
+    from livegen.bench.panic import NO_VISUALS, PATCH, VISUALS
+
+    fill = dict(bpm=150, sr=48000, block=256, pad="lgbench pad", client="lgbench1", cc=20, osc_port=9100,
+                target_port=9101, supercollider="")
+    plain = parse_patch(PATCH.format(**fill, visuals=NO_VISUALS), "<bench>")
+    shown = parse_patch(PATCH.format(**fill, visuals=VISUALS), "<bench>")
+    assert not plain.visuals.enabled
+    assert shown.visuals.enabled and shown.visuals.style and shown.visuals.style_processes == 2
+    assert [t.cc for t in shown.midi.triggers if t.action == "panic"] == [20]

@@ -92,8 +92,23 @@ name = "bench"
 port = {target_port}
 send = ["notes"]
 {supercollider}
-[visuals]
+{visuals}
+"""
+NO_VISUALS = """[visuals]
 enabled = false
+"""
+# --visuals: the show's picture too (a window on SDL's dummy driver, the shipped style net in
+# two processes), so the main process draws frames while the panics come.
+VISUALS = """[visuals]
+enabled = true
+width = 320
+height = 240
+fps = 30
+source = "ripples"
+style = true
+style_processes = 2
+style_threads = 1
+style_compile = false
 """
 SUPERCOLLIDER = """[supercollider]
 enabled = true
@@ -116,6 +131,8 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--no-scsynth", action="store_true", help="leave scsynth out even when installed")
     parser.add_argument("--synthdef-file", type=Path, default=None,
                         help="compiled SynthDef for scsynth (default: examples/supercollider/livegen.scsyndef)")
+    parser.add_argument("--visuals", action="store_true",
+                        help="with the picture too (window on SDL's dummy driver, styled frames): panics under a busy show")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
 
 
@@ -289,7 +306,7 @@ def _connect_synth(probe: JackProbe, before: set[str], timeout: float = 10.0) ->
 
 
 def measure(count: int = 20, bpm: float = 150.0, interval: float = 1.0, use_scsynth: bool = True,
-            synthdef_file: Path | None = None) -> dict:
+            synthdef_file: Path | None = None, visuals: bool = False) -> dict:
     """Run livegen, fire ``count`` panics from OSC and ``count`` from a CC trigger; the figures."""
     if not shutil.which("jack_lsp"):
         raise BenchError("JACK not installed (apt-get install jackd2)")
@@ -326,13 +343,16 @@ def measure(count: int = 20, bpm: float = 150.0, interval: float = 1.0, use_scsy
         patch = workdir / "panic.toml"
         patch.write_text(PATCH.format(bpm=bpm, sr=SAMPLE_RATE, block=BLOCK, pad="lgbench pad", client=client,
                                       cc=TRIGGER_CC, osc_port=osc_port, target_port=target.port,
-                                      supercollider=sc_toml))
+                                      supercollider=sc_toml, visuals=VISUALS if visuals else NO_VISUALS))
         before = _portaudio_clients(probe)
+        env = dict(os.environ)
+        if visuals:
+            env["SDL_VIDEODRIVER"] = "dummy"
         proc = subprocess.Popen([sys.executable, "-m", "livegen", "--log-file", str(workdir / "livegen.log"),
-                                 "play", str(patch), "--no-window", "--no-reload", "--seed", "1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                                 "play", str(patch), *([] if visuals else ["--no-window"]), "--no-reload", "--seed", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         lines = _Lines(proc.stderr)
-        lines.wait_for(r"playing ", 60, proc)
+        lines.wait_for(r"playing ", 180 if visuals else 60, proc)
         lines.wait_for(r"MIDI input .*lgbench pad.* connected", 10, proc)
         if sc:
             watch = UdpLog(sc[1])
@@ -380,7 +400,7 @@ def measure(count: int = 20, bpm: float = 150.0, interval: float = 1.0, use_scsy
             "jack_server": _jack_mode(), "jack_started_here": jack is not None,
             "jack_period_frames": probe.period, "jack_sample_rate": probe.sample_rate,
             "playback_latency_ms": probe.playback_latency() * 1e3,
-            "block_ms": BLOCK / SAMPLE_RATE * 1e3, "bpm": bpm, "count": count,
+            "block_ms": BLOCK / SAMPLE_RATE * 1e3, "bpm": bpm, "count": count, "visuals": visuals,
             "panics_sent": len(panics), "panics_logged_by_livegen": logged,
             "synth_jack_client": synth_client, "probe_errors": probe.errors,
             "osc_arrival": "kernel receive timestamp" if target.kernel_times else "reader thread",
@@ -444,6 +464,7 @@ def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
     leads: dict[str, dict[str, list[float]]] = {s: {o: [] for o in IN_GRAPH} for s in ("osc", "cc")}
     skipped: dict[str, dict[str, int]] = {s: {o: 0 for o in OUTPUTS} for s in ("osc", "cc")}
     stuck = 0
+    each: list[dict] = []  # one record per panic: what it took, output by output
     for source, p in panics:
         got: dict[str, float | None] = {}
         got["synth audio silent"], _ = silence_after(probe, [0, 1], p)
@@ -456,6 +477,9 @@ def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
             done, _n, left = nodes_after(watch, p)
             got["scsynth every /n_end"] = done
             stuck += left
+        each.append({"source": source, "sent": p, "lead_to_period_ms": lead_to_period(probe, p) * 1e3,
+                     "ms": {o: (None if v is None else v * 1e3) for o, v in got.items()},
+                     "jack_period": {o: period_of(probe, p, v) for o, v in got.items() if o in IN_GRAPH and v is not None}})
         for o in OUTPUTS:
             v = got.get(o)
             if v is None:
@@ -485,7 +509,7 @@ def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
                 figures[source][o]["jack_period"] = {"first": seen.count(1), "second": seen.count(2),
                                                      "later": sum(1 for k in seen if k > 2),
                                                      "late_ones_sent_before_a_period_ms": leads[source][o]}
-    return {"figures": figures, "scsynth_nodes_stuck": stuck}
+    return {"figures": figures, "scsynth_nodes_stuck": stuck, "panics": each}
 
 
 def _periods_text(jp: dict) -> str:
@@ -499,7 +523,8 @@ def _periods_text(jp: dict) -> str:
 def format_report(r: dict) -> str:
     lines = [
         f"livegen bench panic: {r['count']} panics from OSC and {r['count']} from a CC trigger, over dense 16ths "
-        f"at {r['bpm']:g} BPM on every output ({r['machine']})",
+        f"at {r['bpm']:g} BPM on every output{' with the picture (styled frames) drawn meanwhile' if r.get('visuals') else ''} "
+        f"({r['machine']})",
         f"JACK {r['jack_period_frames']} frames at {r['jack_sample_rate']} Hz (server {r['jack_server']}"
         f"{', started here' if r['jack_started_here'] else ''}); goal: within one audio block = {r['block_ms']:.2f} ms; "
         f"audio times are at the JACK graph, the sound card plays them {r['playback_latency_ms']:.2f} ms later",
@@ -524,7 +549,7 @@ def format_report(r: dict) -> str:
 def main(args: Any) -> int:
     """``livegen bench panic``; 0 when every panic silenced every output, 1 when not, 2 when it cannot run."""
     try:
-        report = measure(args.count, args.bpm, args.interval, not args.no_scsynth, args.synthdef_file)
+        report = measure(args.count, args.bpm, args.interval, not args.no_scsynth, args.synthdef_file, args.visuals)
     except (BenchError, JackUnavailable) as e:
         log.error("bench panic: %s", e)
         return 2
