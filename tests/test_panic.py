@@ -461,3 +461,23 @@ def test_the_panic_bench_patch_parses_with_and_without_the_picture():
     assert not plain.visuals.enabled
     assert shown.visuals.enabled and shown.visuals.style and shown.visuals.style_processes == 2
     assert [t.cc for t in shown.midi.triggers if t.action == "panic"] == [20]
+
+
+def test_the_panic_bench_tells_the_controllers_cc_from_livegens_midi():
+    """The probe hears livegen's MIDI out on port 0 and the controller on port 1: the burst
+    is timed on port 0 only, the CC's arrival on port 1 only."""
+    from types import SimpleNamespace
+
+    from livegen.bench.panic import TRIGGER_CC, cc_arrival, midi_after
+
+    p = 100.0
+    probe = SimpleNamespace(midi=[
+        (1, 100.004, bytes([0xB0, TRIGGER_CC, 127])),  # the controller's button, in the graph
+        (0, 100.006, bytes([0xB0, 123, 0])),  # livegen's burst begins
+        (1, 100.050, bytes([0xB0, TRIGGER_CC, 0])),  # the button let go
+        (0, 100.007, bytes([0xBF, 120, 0])),  # ...and ends
+    ])
+    assert cc_arrival(probe, p) == pytest.approx(0.004)
+    first, last, _ = midi_after(probe, p)
+    assert first == pytest.approx(0.006) and last == pytest.approx(0.007)
+    assert cc_arrival(probe, 100.01) is None  # only the release after it: not a press

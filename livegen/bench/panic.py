@@ -13,6 +13,8 @@ each output from outside livegen, from the moment the panic was sent:
   sound card plays them ``playback latency`` later (stated in the report);
 * MIDI: the virtual port heard by the same JACK client; latency to the first message of
   the panic's burst and to its last (CC 120 on channel 16, after every note-off and CC 123);
+* the controller's CC itself, heard by the same client on a second port: in which period it
+  reached livegen's MIDI input, so each output's period can be counted from there too;
 * OSC: the target's UDP socket; latency to ``/livegen/panic`` (kernel receive time);
 * scsynth: its JACK ports recorded like the synth's, and a client registered with
   ``/notify 1``: latency to the ``/n_end`` of every node that was sounding or scheduled.
@@ -232,8 +234,8 @@ def midi_after(probe: JackProbe, p: float) -> tuple[float | None, float | None, 
     whether a note was held at the panic)."""
     held: dict[tuple[int, int], int] = {}
     first = last = None
-    for _, t, data in list(probe.midi):
-        if len(data) < 3:
+    for port, t, data in list(probe.midi):
+        if port != 0 or len(data) < 3:  # livegen's output only (1 is the controller's)
             continue
         status, a, b = data[0] & 0xF0, data[1], data[2]
         if t < p:
@@ -249,6 +251,15 @@ def midi_after(probe: JackProbe, p: float) -> tuple[float | None, float | None, 
             last = t - p
             break
     return first, last, any(held.values())
+
+
+def cc_arrival(probe: JackProbe, p: float) -> float | None:
+    """Seconds from ``p`` until the controller's trigger CC was in the JACK graph (the probe
+    hears the controller's port too): livegen's MIDI input reads it in that same period."""
+    for port, t, data in list(probe.midi):
+        if port == 1 and t >= p and len(data) == 3 and data[0] & 0xF0 == 0xB0 and data[1] == TRIGGER_CC and data[2] >= 64:
+            return t - p
+    return None
 
 
 def nodes_after(watch: UdpLog, p: float) -> tuple[float | None, int, int]:
@@ -331,7 +342,7 @@ def measure(count: int = 20, bpm: float = 150.0, interval: float = 1.0, use_scsy
         else:
             sc = _start_scsynth(workdir, synthdef_file)
         target = UdpLog()
-        probe = JackProbe("lgbench-probe", ["synth_1", "synth_2", "sc_1", "sc_2"], ["midi_in"],
+        probe = JackProbe("lgbench-probe", ["synth_1", "synth_2", "sc_1", "sc_2"], ["midi_in", "pad_in"],
                           seconds=2 * count * (interval + 0.3) + 60)
         if probe.sample_rate != SAMPLE_RATE:
             raise BenchError(f"the JACK server runs at {probe.sample_rate} Hz; the benchmark wants {SAMPLE_RATE}")
@@ -366,6 +377,10 @@ def measure(count: int = 20, bpm: float = 150.0, interval: float = 1.0, use_scsy
         if not midi_ports:
             raise BenchError(f"livegen's virtual MIDI port ({client}:livegen out) is not in the JACK graph")
         probe.connect(midi_ports[0], "midi_in")
+        pad_ports = probe.ports(f"^{re.escape(pad_client)}:", midi=True)
+        if not pad_ports:
+            raise BenchError(f"the benchmark's controller port ({pad_client}:lgbench pad) is not in the JACK graph")
+        probe.connect(pad_ports[0], "pad_in")
         probe.recording.set()
         time.sleep(2.0)
         panics: list[tuple[str, float]] = []  # (source, sent at)
@@ -462,6 +477,10 @@ def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
     # For the panics an output answered in a later period than the soonest: how long before
     # that soonest period began the panic was sent (was there time for livegen to see it?).
     leads: dict[str, dict[str, list[float]]] = {s: {o: [] for o in IN_GRAPH} for s in ("osc", "cc")}
+    # A CC: in which period it reached livegen's input, and each output's period counted from
+    # there (1 = the period after the one the CC came in: the soonest any output can change).
+    arrived: list[int] = []
+    after_arrival: dict[str, list[int]] = {o: [] for o in IN_GRAPH}
     skipped: dict[str, dict[str, int]] = {s: {o: 0 for o in OUTPUTS} for s in ("osc", "cc")}
     stuck = 0
     each: list[dict] = []  # one record per panic: what it took, output by output
@@ -477,9 +496,19 @@ def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
             done, _n, left = nodes_after(watch, p)
             got["scsynth every /n_end"] = done
             stuck += left
-        each.append({"source": source, "sent": p, "lead_to_period_ms": lead_to_period(probe, p) * 1e3,
-                     "ms": {o: (None if v is None else v * 1e3) for o, v in got.items()},
-                     "jack_period": {o: period_of(probe, p, v) for o, v in got.items() if o in IN_GRAPH and v is not None}})
+        record = {"source": source, "sent": p, "lead_to_period_ms": lead_to_period(probe, p) * 1e3,
+                  "ms": {o: (None if v is None else v * 1e3) for o, v in got.items()},
+                  "jack_period": {o: period_of(probe, p, v) for o, v in got.items() if o in IN_GRAPH and v is not None}}
+        if source == "cc":
+            a = cc_arrival(probe, p)
+            record["cc_in_graph_ms"] = None if a is None else a * 1e3
+            if a is not None:
+                k_a = period_of(probe, p, a)
+                arrived.append(k_a)
+                record["jack_period_after_arrival"] = {o: k - k_a for o, k in record["jack_period"].items()}
+                for o, k in record["jack_period_after_arrival"].items():
+                    after_arrival[o].append(k)
+        each.append(record)
         for o in OUTPUTS:
             v = got.get(o)
             if v is None:
@@ -509,14 +538,26 @@ def _analyse(panics: list[tuple[str, float]], probe: JackProbe, target: UdpLog,
                 figures[source][o]["jack_period"] = {"first": seen.count(1), "second": seen.count(2),
                                                      "later": sum(1 for k in seen if k > 2),
                                                      "late_ones_sent_before_a_period_ms": leads[source][o]}
-    return {"figures": figures, "scsynth_nodes_stuck": stuck, "panics": each}
+    for o in IN_GRAPH:
+        seen = after_arrival[o]
+        if o in figures["cc"] and seen:
+            figures["cc"][o]["jack_period_after_arrival"] = {"first": seen.count(1), "second": seen.count(2),
+                                                             "later": sum(1 for k in seen if k > 2)}
+    return {"figures": figures, "scsynth_nodes_stuck": stuck, "panics": each,
+            "cc_in_graph_period": {"first": arrived.count(1), "second": arrived.count(2),
+                                   "later": sum(1 for k in arrived if k > 2), "not_seen": len(
+                                       [1 for s_, _ in panics if s_ == "cc"]) - len(arrived)}}
 
 
-def _periods_text(jp: dict) -> str:
+def _periods_text(f: dict) -> str:
+    jp = f["jack_period"]
     text = f"; JACK period after the send: 1st {jp['first']}, 2nd {jp['second']}, later {jp['later']}"
     leads = jp.get("late_ones_sent_before_a_period_ms") or []
     if leads:
         text += f" (the later ones sent {min(leads):.2f}-{max(leads):.2f} ms before a period began)"
+    ja = f.get("jack_period_after_arrival")
+    if ja:
+        text += f"; after the CC reached livegen: 1st {ja['first']}, 2nd {ja['second']}, later {ja['later']}"
     return text
 
 
@@ -540,7 +581,11 @@ def format_report(r: dict) -> str:
                          f"{f['median_blocks']:5.2f} / {f['max_blocks']:5.2f} blocks   "
                          f"n={f['n']}, within one block {f['within_one_block']}/{f['n']}"
                          + (f", left out {f['left_out']}" if f["left_out"] else "")
-                         + (_periods_text(f["jack_period"]) if "jack_period" in f else ""))
+                         + (_periods_text(f) if "jack_period" in f else ""))
+    arr = r.get("cc_in_graph_period")
+    if arr:
+        lines.append(f"  the CC in the JACK graph (livegen's input reads it then), period after its send: 1st {arr['first']}, "
+                     f"2nd {arr['second']}, later {arr['later']}" + (f", not seen {arr['not_seen']}" if arr["not_seen"] else ""))
     if r.get("scsynth_nodes_stuck"):
         lines.append(f"  scsynth nodes that never ended: {r['scsynth_nodes_stuck']}")
     return "\n".join(lines)
