@@ -21,11 +21,13 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+import mido
 import pytest
 from pythonosc.osc_message import OscMessage, ParseError
 
 from livegen.clock.dispatcher import Dispatcher
 from livegen.control.midi_in import ControlInput
+from livegen.control.urgent import UrgentPanic
 from livegen.engine import PANIC_ECHO_SECONDS, Engine
 from livegen.events import AllNotesOff, NoteOff, NoteOn
 from livegen.patch.loader import parse_patch
@@ -88,12 +90,14 @@ class Sink:
 
     def __init__(self) -> None:
         self.panics: list[float | None] = []
+        self.quiet: list[bool] = []  # each panic's unless_quiet (the loop's share of an urgent one)
 
     def schedule(self, event, outputs=None) -> None:
         pass
 
     def panic(self, t=None, unless_quiet=False) -> bool:
         self.panics.append(t)
+        self.quiet.append(unless_quiet)
         return True
 
 
@@ -481,3 +485,36 @@ def test_the_panic_bench_tells_the_controllers_cc_from_livegens_midi():
     first, last, _ = midi_after(probe, p)
     assert first == pytest.approx(0.006) and last == pytest.approx(0.007)
     assert cc_arrival(probe, 100.01) is None  # only the release after it: not a press
+
+
+# -- a panic heard off the loop (livegen.control.urgent), then the loop's share --------------
+def test_the_loops_panic_after_an_urgent_one_silences_only_what_came_since() -> None:
+    eng, sink, now = _engine()
+    assert eng.urgent_panic("osc:x")
+    now[0] += 0.002
+    eng.panic("osc:x")  # the same message, reaching the loop
+    assert sink.panics == [10.0, 10.002] and sink.quiet == [False, True]
+    now[0] += 1.0
+    eng.panic("osc:y")  # a panic of its own, long after
+    assert sink.panics[-1] == 11.002 and sink.quiet[-1] is False
+
+
+def test_a_controllers_panic_burst_fires_once_off_the_loop_and_once_on_it() -> None:
+    eng, sink, now = _engine()
+    u = UrgentPanic(eng.urgent_panic)
+    for channel in range(16):  # CC 123 then CC 120 on every channel: first the MIDI thread...
+        for cc in (123, 120):
+            u.midi(mido.Message("control_change", channel=channel, control=cc, value=0), "pads")
+    assert sink.panics == [10.0] and sink.quiet == [False] and u.fired == 1
+    now[0] += 0.003
+    for channel in range(16):  # ...then the loop, message by message
+        for cc in (123, 120):
+            eng.handle_midi(ControlInput("cc", channel, cc, 0.0, 0), now[0], "pads")
+    assert sink.panics == [10.0, 10.003] and sink.quiet == [False, True]
+
+
+def test_channel_mode_panic_switched_off_in_the_patch_is_not_urgent_either() -> None:
+    eng, sink, _ = _engine("panic_on_all_notes_off = false")
+    u = UrgentPanic(eng.urgent_panic)
+    assert not u.midi(mido.Message("control_change", control=123, value=0), "pads")
+    assert sink.panics == []

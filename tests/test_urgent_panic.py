@@ -20,11 +20,9 @@ from livegen.control import osc_server
 from livegen.control.mapping import OscMap, Trigger
 from livegen.control.osc_server import OscServer
 from livegen.control.urgent import UrgentPanic
-from livegen.engine import Engine
 from livegen.events import AllNotesOff, NoteOff, NoteOn
-from livegen.patch.loader import parse_patch
 
-from test_osc import Client, FakeSurface, msg, until
+from test_osc import Client, FakeSurface, msg, run, until
 
 HOST = "127.0.0.1"
 
@@ -219,78 +217,7 @@ def test_a_panic_during_a_note_send_waits_for_it_to_finish() -> None:
     assert d.pending() == 0  # the note-off went with the panic
 
 
-# -- the engine: urgent, then the loop's share ----------------------------------------------
-class Sink:
-    def __init__(self) -> None:
-        self.panics: list[tuple[float | None, bool]] = []
-
-    def schedule(self, event, outputs=None) -> None:
-        pass
-
-    def panic(self, t=None, unless_quiet=False) -> bool:
-        self.panics.append((t, unless_quiet))
-        return True
-
-
-def _engine(extra: str = "") -> tuple[Engine, Sink, list[float]]:
-    now = [10.0]
-    sink = Sink()
-    patch = parse_patch(f"[midi]\ninputs = []\n{extra}", "<test>")
-    return Engine(patch, sink, now=lambda: now[0]), sink, now
-
-
-def test_the_loops_panic_after_an_urgent_one_silences_only_what_came_since() -> None:
-    eng, sink, now = _engine()
-    assert eng.urgent_panic("osc:x")
-    now[0] += 0.002
-    eng.panic("osc:x")  # the same message, reaching the loop
-    assert sink.panics == [(10.0, False), (10.002, True)]
-    now[0] += 1.0
-    eng.panic("osc:y")  # a panic of its own, long after
-    assert sink.panics[-1] == (11.002, False)
-
-
-def test_a_controllers_panic_burst_fires_once_off_the_loop_and_once_on_it() -> None:
-    eng, sink, now = _engine()
-    from livegen.control.midi_in import ControlInput
-
-    u = UrgentPanic(eng.urgent_panic)
-    for channel in range(16):  # CC 123 then CC 120 on every channel: first the MIDI thread...
-        for cc in (123, 120):
-            u.midi(mido.Message("control_change", channel=channel, control=cc, value=0), "pads")
-    assert sink.panics == [(10.0, False)] and u.fired == 1
-    now[0] += 0.003
-    for channel in range(16):  # ...then the loop, message by message
-        for cc in (123, 120):
-            eng.handle_midi(ControlInput("cc", channel, cc, 0.0, 0), now[0], "pads")
-    assert sink.panics == [(10.0, False), (10.003, True)]
-
-
-def test_channel_mode_panic_switched_off_in_the_patch_is_not_urgent_either() -> None:
-    eng, sink, _ = _engine("panic_on_all_notes_off = false")
-    u = UrgentPanic(eng.urgent_panic)
-    assert not u.midi(mido.Message("control_change", control=123, value=0), "pads")
-    assert sink.panics == []
-
-
 # -- the OSC server: received on its own thread, urgent there, handled on the loop ----------
-def _run(test, **kw) -> FakeSurface:
-    surface = FakeSurface()
-
-    async def main() -> None:
-        server = OscServer(surface, HOST, 0, **kw)
-        await server.start()
-        client = Client(server.port)
-        try:
-            await asyncio.wait_for(test(server, client, surface), 20)
-        finally:
-            client.close()
-            server.close()
-
-    asyncio.run(main())
-    return surface
-
-
 def test_osc_panic_fires_on_the_receiver_thread_while_the_loop_is_busy() -> None:
     fired = Fired()
 
@@ -303,7 +230,7 @@ def test_osc_panic_fires_on_the_receiver_thread_while_the_loop_is_busy() -> None
         assert surface.calls == []  # the loop has not had it yet...
         await until(lambda: surface.calls == [("panic",)])  # ...and then does its share
 
-    _run(t, urgent=UrgentPanic(fired))
+    run(t, urgent=UrgentPanic(fired))
 
 
 def test_osc_urgent_ignores_blocked_senders_wrong_arguments_and_taken_over_addresses() -> None:
@@ -313,7 +240,7 @@ def test_osc_urgent_ignores_blocked_senders_wrong_arguments_and_taken_over_addre
         client.send(msg("/livegen/panic"))
         await until(lambda: server.stats["blocked"] == 1)
 
-    _run(blocked, urgent=UrgentPanic(fired), allow=["10.0.0.1"])
+    run(blocked, urgent=UrgentPanic(fired), allow=["10.0.0.1"])
     assert fired.calls == []
 
     async def odd(server: OscServer, client: Client, surface: FakeSurface) -> None:
@@ -324,7 +251,7 @@ def test_osc_urgent_ignores_blocked_senders_wrong_arguments_and_taken_over_addre
         await asyncio.sleep(0.05)
         assert server.stats["rejected"] == 1 and server.stats["malformed"] == 1
 
-    _run(odd, urgent=UrgentPanic(fired))
+    run(odd, urgent=UrgentPanic(fired))
     assert fired.calls == []
 
     async def taken(server: OscServer, client: Client, surface: FakeSurface) -> None:
@@ -332,7 +259,7 @@ def test_osc_urgent_ignores_blocked_senders_wrong_arguments_and_taken_over_addre
         await until(lambda: server.stats["received"] == 1)
         await asyncio.sleep(0.05)
 
-    _run(taken, urgent=UrgentPanic(fired), maps=[OscMap("/livegen/panic", "synth.cutoff")],
+    run(taken, urgent=UrgentPanic(fired), maps=[OscMap("/livegen/panic", "synth.cutoff")],
          specs=lambda name: None)
     assert fired.calls == []
 
@@ -349,7 +276,7 @@ def test_a_flood_while_the_loop_is_stuck_is_capped_counted_and_said_once(monkeyp
         assert server.stats["received"] + server.stats["overflow"] == 200
         await Client.ping(client)  # and the server goes on
 
-    _run(t)
+    run(t)
     assert "datagrams dropped" in caplog.text
 
 
