@@ -418,8 +418,8 @@ class Engine:
 
     def urgent_panic(self, source: str = "", channel_mode: bool = False) -> bool:
         """Silence every output now, from the thread that heard the panic (the OSC receiver,
-        a MIDI port's callback), without waiting for the event loop: a loop busy for 10 ms
-        made a panic miss two audio periods. The same message still reaches the loop, whose
+        the MIDI poll thread), without waiting for the event loop: behind a busy loop a panic
+        waited up to 10 ms, two audio periods. The same message still reaches the loop, whose
         :meth:`panic` then drops the windows being generated and logs the line. Only what is
         safe from any thread happens here (the dispatcher's panic is). A channel-mode panic
         (CC 120 / 123) just after another is the same burst: False, nothing done."""

@@ -5,10 +5,10 @@ are handled; the server talks to the engine only through
 :class:`~livegen.control.surface.ControlSurface`. Receiving off the loop means a burst is
 read as fast as it comes (an asyncio endpoint reads one datagram per pass of a busy loop,
 and the kernel drops the rest), and a ``/livegen/panic`` acts on that thread at once
-(``urgent``, :mod:`livegen.control.urgent`) instead of waiting for the loop. Every datagram is parsed, checked
-against the allowlist, and its messages are dispatched in this order: the patch's
-:class:`OscMap` faders and OSC :class:`Trigger` buttons (so a patch can take over any
-address), then the built-in table in :mod:`livegen.control.osc_addresses`.
+(``urgent``, :mod:`livegen.control.urgent`) instead of waiting for the loop. Every
+datagram is parsed, checked against the allowlist, and its messages are dispatched in this
+order: the patch's :class:`OscMap` faders and OSC :class:`Trigger` buttons (so a patch can
+take over any address), then the built-in table in :mod:`livegen.control.osc_addresses`.
 
 The network is hostile territory on stage: a flaky Wi-Fi phone, a runaway Max patch, a
 port scanner. Nothing a peer sends may raise out of the handler or flood the log, and
@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
+from livegen import realtime
 from livegen.control.mapping import OscMap, Trigger, apply_curve, mapped_value
 from livegen.control.osc_addresses import ADDRESSES, PREFIX, OscAddress, lookup, split_instance
 from livegen.control.params import ParamSpec
-from livegen import realtime
 from livegen.control.surface import ControlSurface
 from livegen.log import RateLimitedLog
 
@@ -487,9 +487,7 @@ class OscServer:
             self._loop.call_soon(self._drain)
 
     # -- per datagram ---------------------------------------------------------------------
-    def _datagram(self, data: bytes, addr: Any, t_received: float | None = None) -> None:
-        if t_received is None:
-            t_received = time.monotonic()
+    def _datagram(self, data: bytes, addr: Any, t_received: float) -> None:
         self.stats["received"] += 1
         try:
             self._handle(data, addr, t_received)
