@@ -154,14 +154,16 @@ def pd(tmp_path: Path) -> Iterator[Callable[..., LineLog]]:
         pytest.skip(PD_MISSING)
     started: list[LineLog] = []
 
-    def start(*sends: str, listen: int, harness: bool = False) -> LineLog:
+    def start(*sends: str, listen: int, harness: bool = False, answered: tuple[str, ...] = ()) -> LineLog:
         cmd = [pd_bin, "-nogui", "-nosound", "-nomidi", "-stderr", "-open", str(PD_PATCH)]
         if harness:
             path = tmp_path / "harness.pd"
             path.write_text(HARNESS)
             cmd += ["-open", str(path)]
-        # livegen-listen last: when Pd prints that it listens there, every -send is done.
-        cmd += ["-send", "; ".join([*sends, f"livegen-listen {listen}"])]
+        # livegen-listen after the sends: when Pd prints that it listens there, they are done.
+        # ``answered`` come after it: livegen answers them (a panic, a ping) within a
+        # millisecond, which must find Pd listening.
+        cmd += ["-send", "; ".join([*sends, f"livegen-listen {listen}", *answered])]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, cwd=ROOT)
         log = LineLog(proc)
@@ -301,7 +303,7 @@ def test_every_pd_control_reaches_livegens_osc_server(pd) -> None:
                 "livegen-knob-arp.density 0.75", "livegen-knob-arp.gate 1",
                 "livegen-knob-cutoff 0.5", "livegen-knob-tempo 133",
                 "livegen-mutate bang", "livegen-answer bang", "livegen-panic bang",
-                "livegen-ping bang", "livegen-dump bang", listen=pd_port)
+                listen=pd_port, answered=("livegen-ping bang", "livegen-dump bang"))
             deadline = time.monotonic() + 10
             while len(surface.calls) < 9 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
@@ -345,8 +347,8 @@ def test_pd_plays_livegen_and_hears_it(pd, tmp_path: Path) -> None:
         livegen.wait_for(r"livegen: playing", 90)
         log = pd(f"livegen-connect 127.0.0.1 {livegen_port}", "livegen-sound 1", "livegen-synth-channel 1",
                  "livegen-knob-arp.density 0.75", "livegen-knob-rnn.temperature 0.25", "livegen-knob-cutoff 0.5",
-                 "livegen-knob-tempo 133", "livegen-panic bang", "livegen-ping bang",
-                 listen=pd_port, harness=True)
+                 "livegen-knob-tempo 133", listen=pd_port, harness=True,
+                 answered=("livegen-panic bang", "livegen-ping bang"))
 
         # Pd -> livegen: read the parameters back from livegen itself.
         expected = {
