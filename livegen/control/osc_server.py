@@ -459,6 +459,9 @@ class OscServer:
     def _urgent(self, data: bytes, addr: Any) -> None:
         """A panic acts here, on the receiving thread; the loop still handles the datagram."""
         assert self.urgent is not None
+        end = data.find(b"\0")  # the address: only a panic's is worth parsing here (the loop parses all)
+        if end < 0 or data[:end].decode("utf-8", "replace") not in self.urgent.osc_addresses:
+            return
         try:
             msg = parse_message(data)
             if msg.tags or msg.address in self._maps or msg.address in self._triggers:
