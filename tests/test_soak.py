@@ -47,6 +47,13 @@ def test_two_minute_soak_of_the_default_patch(jack_server, tmp_path):
     lags = audio["callbacks_started_late_ms"]
     assert list(lags) == [">0.5", ">1", ">2", ">3"] and lags[">0.5"] >= lags[">1"] >= lags[">2"] >= lags[">3"] >= 0
     assert r["cpu_stolen_s"] >= 0.0 and "CPU time stolen" in proc.stdout
+    # Each underrun is given its time, and the machine was watched for stalls on every core.
+    assert len(audio["underruns_at_s"]) == min(audio["underruns"], 64)
+    assert all(0.0 <= t <= r["minutes"] * 60 for t in audio["underruns_at_s"])
+    assert len(audio["machine_stall_ms_at_underrun"]) == len(audio["underruns_at_s"])
+    ms = r["machine_stalls"]
+    assert ms["probes"] == len(os.sched_getaffinity(0)) and "machine stalls" in proc.stdout
+    assert ms["stalls"] == len(ms["stalls_at_s"]) and ms["max_late_ms"] >= 0.0
     f = r["frames"]
     assert f["shown"] > 0.5 * f["asked"] and f["styled"] > 0, "the visuals stopped"
     assert f["style_errors"] == 0 and f["style_restarts"] == 0

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from livegen.bench.procs import descendants, rss_mb
+from livegen.bench.stall_probe import StallProbe, stalls_near
 
 log = logging.getLogger("livegen")
 
@@ -48,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-visuals", action="store_true", help="music only")
     p.add_argument("--json", type=Path, help="write the whole report (with the time series) here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--no-stall-probe", action="store_true",
+                   help="do not watch for the machine stalling (a probe per core; see bench/stall_probe.py)")
 
 
 # ---------------------------------------------------------------------- the controller
@@ -237,6 +240,7 @@ class _AudioCounters:
         self.synth = None
         self.unanswered = 0
         self.device = None
+        self.underrun_times: set[float] = set()  # monotonic s, from every synth process (each keeps its last 64)
 
     def read(self) -> dict:
         from livegen.sound.server import AudioUnavailable
@@ -255,6 +259,7 @@ class _AudioCounters:
                 else:
                     self.max_start_lag = max(self.max_start_lag, st.get("max_start_lag_ms", 0.0))
                 self.last = st
+                self.underrun_times.update(st.get("underrun_times", []))
             except AudioUnavailable:
                 self.unanswered += 1
         return self.totals()
@@ -295,6 +300,10 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
     timing0 = len(rig.timing.stats()["note_on_times"]) if rig.timing is not None else 0
     dropped0 = engine.stats.notes_dropped_late
     fps = patch.visuals.fps
+    probe = None
+    if not args.no_stall_probe:
+        probe = StallProbe(seconds + 120.0).start()
+        skip |= probe.pids
     steal0 = _stolen_seconds()
     t_start = time.monotonic()
     samples: list[dict] = []
@@ -316,6 +325,7 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
                 "notes": engine.stats.notes_scheduled,
             })
     finally:
+        probes = probe.stop() if probe is not None else []
         with_counts = {}
         try:
             out, _ = controller.communicate(b"", timeout=10)
@@ -333,6 +343,14 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
     alive = {"audio": rig.synth is not None and rig.synth.alive, "timing": rig.timing is not None and rig.timing.alive}
 
     measured = t_end - t_start
+    underrun_times = sorted(u for u in audio.underrun_times if u >= t_start)
+    machine = {"probes": len(probes),
+               "stalls": sum(p["stalls"] for p in probes),
+               "max_late_ms": max((p["max_late_ms"] for p in probes), default=float("nan")),
+               "late_ms": {k: sum(p["late_ms"][k] for p in probes) for k in (probes[0]["late_ms"] if probes else {})},
+               "fifo": all(p["fifo"] for p in probes) if probes else False,
+               "stalls_at_s": sorted([round(t - t_start, 3), ms, p["cpu"]] for p in probes
+                                     for t, ms in p["stall_times"] if t >= t_start)}
     main_rss = [s["rss_mb"].get("main", 0.0) for s in samples]
     total_rss = [sum(s["rss_mb"].values()) for s in samples]
     return {
@@ -351,6 +369,8 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
                    "late_events": totals["late_events"], "callbacks": totals["callbacks"],
                    "callbacks_started_late_ms": {k: totals[k] for k in audio.LAG_EDGES},
                    "max_start_lag_ms": round(audio.max_start_lag, 3),
+                   "underruns_at_s": [round(u - t_start, 3) for u in underrun_times],
+                   "machine_stall_ms_at_underrun": stalls_near(underrun_times, probes) if probes else None,
                    "device": synth.get("device"), "stats_unanswered": audio.unanswered}
                   if synth else "no audio device"),
         "notes": {**_late_counts(timing["note_on_times"], timing0),
@@ -364,6 +384,7 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
         "osc": {k: osc.get(k, 0) - osc0.get(k, 0) for k in osc},
         "engine": {"generator_errors": engine.stats.generator_errors, "control_events": engine.stats.control_events},
         "alive_at_end": alive,
+        "machine_stalls": machine if probes else "not watched",
         "samples": samples,
     }
 
@@ -408,8 +429,20 @@ def format_report(r: dict) -> str:
         lags = ", ".join(f"{k} ms: {n}" for k, n in a["callbacks_started_late_ms"].items())
         lines.append(f"audio callbacks that began late: {lags}; latest {a['max_start_lag_ms']:.3f} ms; "
                      f"CPU time stolen by the hypervisor: {r.get('cpu_stolen_s', 0.0):.2f} s")
+        if a.get("underruns_at_s"):
+            near = a.get("machine_stall_ms_at_underrun") or [None] * len(a["underruns_at_s"])
+            lines.append("underruns at (s into the measurement): " + ", ".join(
+                f"{t:.3f}" + (f" (machine stalled {st:g} ms just before)" if st is not None else " (no machine stall)")
+                for t, st in zip(a["underruns_at_s"], near)))
     else:
         lines.append(f"audio: {a}")
+    ms = r.get("machine_stalls")
+    if isinstance(ms, dict):
+        lines.append(f"machine stalls (a top-priority thread on a core woken > 2 ms late; {ms['probes']} probes, "
+                     f"{'real-time' if ms['fifo'] else 'NOT real-time: these count our own load too'}): {ms['stalls']}, "
+                     f"latest {ms['max_late_ms']:.2f} ms; late " + ", ".join(f"{k} ms: {n}" for k, n in ms["late_ms"].items())
+                     + ("; at " + ", ".join(f"{t:.1f} s ({late:g} ms, core {cpu})" for t, late, cpu in ms["stalls_at_s"][:20])
+                        + (" ..." if len(ms["stalls_at_s"]) > 20 else "") if ms["stalls_at_s"] else ""))
     lines.append(f"note-ons at the MIDI port: {n['notes']}, late > 1 ms: {n['late_over_1ms']}, > 3 ms: {n['late_over_3ms']}, "
                  f"max {n['max_ms']:.3f} ms; dropped for being late: {n['dropped_late']}")
     lines.append(f"frames: {f['shown']} of {f['asked']} shown ({f['dropped']} dropped), {f['styled']} styled, "
