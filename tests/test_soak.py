@@ -40,6 +40,7 @@ def test_two_minute_soak_of_the_default_patch(jack_server, tmp_path):
     # drop a few when the machine is busy).
     assert r["osc"]["applied"] > 0.8 * (c["osc"] - c["osc_junk"])
     assert r["osc"]["malformed"] > 0 and r["osc"]["rejected"] > 0  # the junk was seen, and refused
+    assert r["midi_received"] > 0.8 * c["midi"], "livegen did not hear the controller's MIDI"
     assert r["notes"]["notes"] > 100, "the music stopped"
     audio = r["audio"]
     assert isinstance(audio, dict) and audio["callbacks"] > 0.9 * 120 * 48000 / 256

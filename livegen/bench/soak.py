@@ -32,7 +32,8 @@ from livegen.bench.stall_probe import StallProbe, stalls_near
 
 log = logging.getLogger("livegen")
 
-CONTROLLER_PORT = "livegen-soak controller"
+# Not "livegen...": livegen never listens to ports with its own name (its outputs; feedback).
+CONTROLLER_PORT = "soak controller"
 RSS_GROWTH_TARGET_MB = 50.0
 # Actions a random performer may fire; start/stop/quit/record/screenshot/learn are left
 # out: they would stop the music or write files, which is not what is being soaked.
@@ -295,6 +296,7 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
     audio = _AudioCounters(rig)
     await asyncio.to_thread(audio.read)
     osc0 = dict(rig.osc.stats) if rig.osc is not None else {}
+    midi0 = rig.midi_in.received if rig.midi_in is not None else 0
     frames0 = rig.frames
     style0 = worker.stats() if worker is not None else {}
     timing0 = len(rig.timing.stats()["note_on_times"]) if rig.timing is not None else 0
@@ -382,6 +384,7 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
                    "replaced_before_styling": style.get("dropped", 0) - style0.get("dropped", 0),
                    "style_errors": style.get("errors", 0), "style_restarts": style.get("restarts", 0)},
         "osc": {k: osc.get(k, 0) - osc0.get(k, 0) for k in osc},
+        "midi_received": (rig.midi_in.received - midi0) if rig.midi_in is not None else 0,
         "engine": {"generator_errors": engine.stats.generator_errors, "control_events": engine.stats.control_events},
         "alive_at_end": alive,
         "machine_stalls": machine if probes else "not watched",
@@ -407,7 +410,7 @@ def format_report(r: dict) -> str:
              f"control: {c.get('osc', 0)} OSC messages ({c.get('osc_junk', 0)} junk) at {c['osc_rate']:g}/s, "
              f"{c.get('midi', 0)} MIDI messages ({c.get('midi_phrases', 0)} phrases) at {c['midi_rate']:g}/s; "
              f"OSC applied {r['osc'].get('applied', 0)}, rejected {r['osc'].get('rejected', 0)}, "
-             f"malformed {r['osc'].get('malformed', 0)}",
+             f"malformed {r['osc'].get('malformed', 0)}; MIDI received {r.get('midi_received', 0)}",
              "",
              "| minute | " + " | ".join(sorted(r["samples"][0]["rss_mb"])) + " | all (MiB) | underruns "
              "| callbacks begun > 3 ms late | CPU stolen (s) | frames |",

@@ -167,6 +167,7 @@ class MidiInput:
         self.ports: dict[str, object] = {}
         self.on_change: Callable[[str, str], None] | None = None  # ("connected"|"disappeared", name)
         self.urgent: UrgentPanic | None = None
+        self.received = 0  # messages that reached the loop, from every port
         self.problems = RateLimitedLog(log)
         self._closed = False
         names = midi_ports.input_names()
@@ -243,6 +244,7 @@ class MidiInput:
     def _deliver(self, msg: mido.Message, t: float, name: str) -> None:
         if self._closed:
             return
+        self.received += 1
         try:
             events = self.decoder.decode(msg)
         except Exception as exc:
