@@ -115,7 +115,8 @@ class LiveRig:
         self._quit = asyncio.Event()
         self.missing: list[str] = []
         self._synth_args: dict | None = None  # how the synth was made: a lost device is reopened alike
-        self.audio_lost_at: float | None = None  # when the audio device was lost (None: playing, or never opened)
+        self.audio_lost_at: float | None = None  # when the audio device was lost or found missing (None: playing)
+        self._audio_waiting = None  # the synth that found no device at start: tried again like a lost one
         self.on_audio: Callable[[str, float], None] | None = None  # ("lost" | "back", time.monotonic())
         self._visuals_stopped = False  # the window went and nothing else wants frames
 
@@ -138,7 +139,13 @@ class LiveRig:
                 self.outputs.append(synth)
                 log.info("audio: %s", _describe_audio(info))
             except AudioUnavailable as e:
-                self._missing(f"{e}")
+                # Missing at start is treated like lost during the show: the show plays without
+                # the synth and the device is looked for until it is there (jackd started, or
+                # the interface plugged in, after livegen). Meanwhile the unopened synth stands
+                # in the outputs: it drops notes and keeps the parameter values for the real one.
+                self._missing(f"{e}; looking for it again until it is there")
+                self.outputs.append(synth)
+                self._audio_waiting, self.audio_lost_at = synth, time.monotonic()
         self._open_timing_server()
         if (opts.window or opts.headless_visuals or self._frames_out_wanted()) and patch.visuals.enabled:
             specs += self._open_visuals()
@@ -249,7 +256,7 @@ class LiveRig:
         if self.link is not None:
             self._tasks.append(asyncio.create_task(self._link_sync(engine), name="livegen-link"))
         self._tasks.append(asyncio.create_task(self._tick(engine), name="livegen-tick"))
-        if self.synth is not None:
+        if self.synth is not None or self._audio_waiting is not None:
             self._tasks.append(asyncio.create_task(self._watch_audio(), name="livegen-audio-watch"))
         if self.scene is not None:
             self._tasks.append(asyncio.create_task(self._frames(engine), name="livegen-frames"))
@@ -410,7 +417,11 @@ class LiveRig:
 
     async def _watch_audio(self) -> None:
         """A synth process that ends during the show (its device lost, or killed) is said
-        once; the show plays on without it and the device is tried again until it is back."""
+        once; the show plays on without it and the device is tried again until it is back.
+        A device missing at start is looked for the same way."""
+        if self._audio_waiting is not None:
+            waiting, self._audio_waiting = self._audio_waiting, None
+            await self._audio_back(waiting, self.audio_lost_at or time.monotonic(), "found")
         while True:
             await asyncio.sleep(AUDIO_CHECK_SECONDS)
             synth = self.synth
@@ -423,12 +434,16 @@ class LiveRig:
                         synth.exit_reason)
             self._audio_changed("lost", lost_at)
             await asyncio.to_thread(synth.close)  # events for it are dropped quietly until it is replaced
-            self.synth = await self._reopen_audio(synth)
-            back_at = time.monotonic()
-            self.audio_lost_at = None
-            log.info("audio output %s back after %.1f s: the synth plays again", _audio_name(self.synth.info),
-                     back_at - lost_at)
-            self._audio_changed("back", back_at)
+            await self._audio_back(synth, lost_at, "back")
+
+    async def _audio_back(self, old, since: float, how: str) -> None:
+        """Wait for the device, put the new synth in ``old``'s place, say so."""
+        self.synth = await self._reopen_audio(old)
+        back_at = time.monotonic()
+        self.audio_lost_at = None
+        log.info("audio output %s %s after %.1f s: the synth plays%s", _audio_name(self.synth.info), how,
+                 back_at - since, " again" if how == "back" else "")
+        self._audio_changed("back", back_at)
 
     async def _reopen_audio(self, old) -> object:
         """A new synth process on the same device, waiting for it to come back; put in the

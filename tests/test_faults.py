@@ -379,6 +379,23 @@ def test_a_reopened_synth_takes_the_lost_ones_parameters(jack_server):
         new.close()
 
 
+def test_a_synth_that_found_no_device_stands_in_until_one_is_found():
+    """What the rig keeps in its outputs while the device is missing at start: notes and a
+    panic go nowhere without error, parameter values are kept for the synth opened later."""
+    from livegen.events import AllNotesOff, NoteOn, ParamChanged
+    from livegen.sound.server import AudioUnavailable, SynthOutput
+
+    waiting = SynthOutput(device="no such card")
+    with pytest.raises(AudioUnavailable, match="no such card"):
+        waiting.start(timeout=20)
+    waiting.send(NoteOn(time.monotonic(), 60, 100))
+    waiting.silence()
+    waiting.send(AllNotesOff(time.monotonic()))
+    waiting.send(ParamChanged(time.monotonic(), "synth.master", 0.25))
+    assert waiting.params == {"synth.master": 0.25} and not waiting.alive
+    waiting.close()
+
+
 
 @pytest.mark.jack
 def test_audio_device_lost_and_back_the_show_goes_on(tmp_path):
@@ -428,6 +445,47 @@ def test_audio_device_lost_and_back_the_show_goes_on(tmp_path):
     assert text.count("lost:") == 1 and text.count("back after") == 1
     between = [line for t, line in lines.lines if t_lost < t < t_back]
     assert between == [], between  # no line per try while the device was away
+    assert "stopped" in text
+
+
+@pytest.mark.jack
+def test_audio_device_missing_at_start_is_found_when_it_appears(tmp_path):
+    """`livegen play` started before jackd: one line saying the device is missing and looked
+    for; the show plays (notes out over OSC); when jackd starts the synth opens on it."""
+    from livegen.bench.faults import BenchError, PrivateJack
+
+    jack = PrivateJack(f"livegen-test-{os.getpid()}")
+    notes = Notes()
+    patch, osc = _show(tmp_path, notes, audio=True)
+    proc = _play(patch, tmp_path, jack.env(), "--no-window")
+    lines = Lines(proc.stderr)
+    try:
+        lines.wait(r"playing", 90)
+        missing = [line for _, line in lines.lines if "no audio output device" in line]
+        assert len(missing) == 1 and "looking for it again until it is there" in missing[0], lines.text()
+        assert _wait(lambda: notes.since(0) >= 5, 30)  # the show plays without the synth
+        assert _ping(osc)
+        time.sleep(2.5)  # looked for meanwhile (every 0.5 s), nothing said
+        try:
+            t_up = jack.start()
+        except BenchError as e:
+            pytest.skip(str(e))
+        t_found, found = lines.wait(r"audio output .* found after", 60)
+        assert "'system' (JACK Audio Connection Kit) found after" in found and "the synth plays" in found
+        assert t_found - t_up < 5.0
+        ports = jack.ports(connections=True)
+        assert "PortAudio:out_0\n   system:playback_1" in ports, ports
+        n = notes.since(0)
+        assert _wait(lambda: notes.since(0) > n + 5, 30)
+        _osc_quit(osc)
+        assert proc.wait(30) == 0
+        lines._thread.join(5)
+    finally:
+        _stop(proc)
+        jack.stop()
+        notes.close()
+    text = lines.text()
+    assert text.count("no audio output device") == 1 and text.count("found after") == 1, text
     assert "stopped" in text
 
 
