@@ -154,3 +154,18 @@ def test_a_kind_left_out_of_send_sends_nothing() -> None:
         out.close()
         receiver.close()
     assert got == ["/livegen/beat"]
+
+
+def test_parameters_of_sources_the_default_patch_does_not_use_are_listed_too() -> None:
+    """Every latent.* parameter the latent source declares is in the reference, once, with
+    the value patches/latent.toml starts it at."""
+    from livegen.visuals import latent_source
+
+    text = osc_reference.render()
+    specs = [v for v in vars(latent_source).values() if isinstance(v, osc_reference.ParamSpec)
+             and v.name.startswith("latent.")]
+    assert len(specs) >= 6
+    for spec in specs:
+        assert text.count(f"| `{spec.name}` |") == 1, spec.name
+    assert "### latent (in `patches/latent.toml`)" in text
+    assert "| `latent.bars` | 0..16 (integer) | — | 1 | 2 |" in text  # default 1, the patch starts it at 2

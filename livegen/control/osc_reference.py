@@ -46,6 +46,9 @@ from livegen.patch.schema import OSC_SEND_KINDS, TRIGGER_ACTIONS, OscConfig, Osc
 
 REPO_ROOT = Path(livegen.__file__).resolve().parent.parent
 DEFAULT_PATCH = REPO_ROOT / "patches" / "default.toml"
+# Shipped patches whose sources declare parameters the default patch has not: their
+# groups are listed after the default's, so every parameter livegen can have is here.
+OTHER_PATCHES = (REPO_ROOT / "patches" / "latent.toml",)
 DEFAULT_OUT = Path("docs") / "osc.md"
 REGENERATE = "livegen docs osc"
 
@@ -182,6 +185,8 @@ GROUP_DOCS: dict[str, str] = {
     "visuals": "The visuals sources of the patch's `[visuals]` (these depend on its `source` and `sources`).",
     "style": "The style network (`[visuals] style = true`): one weight per painting of the model, "
              "`intensity` and `colour`.",
+    "latent": "The latent source (`[visuals] source = \"latent\"`, or in its `sources`): a walk through a small "
+              "image model's latent space that notes push, beats pulse and `chaos` wanders.",
 }
 
 
@@ -412,7 +417,7 @@ def _outgoing() -> list[str]:
     ]
 
 
-def _parameters(live: LiveParameters) -> list[str]:
+def _parameters(live: LiveParameters, others: tuple[LiveParameters, ...] = ()) -> list[str]:
     gens = dict(live.generators)
     groups: dict[str, list[tuple[ParamSpec, float]]] = {}
     for spec, value in live.params:
@@ -425,7 +430,8 @@ def _parameters(live: LiveParameters) -> list[str]:
         f"The parameters `/livegen/param/<name>` and `/livegen/param/<name>/unit` reach, as declared for "
         f"the default patch `{live.patch}`. Another patch has its own: `<generator>.<param>` for each of "
         "its generators, `synth.<voice>.<field>` for its voices, and the parameters of its visuals "
-        "sources and style model; `/livegen/dump` lists the running patch's. "
+        "sources and style model; `/livegen/dump` lists the running patch's. Sources the default patch "
+        "does not use come last, from a shipped patch that uses them. "
         "*default* is the parameter's own default, *start* the value the patch starts it at.",
         "",
     ]
@@ -434,13 +440,29 @@ def _parameters(live: LiveParameters) -> list[str]:
             doc = f"Generator `{group}` (kind `{gens[group]}`): `{group}.<param>`."
         else:
             doc = GROUP_DOCS.get(group, f"`{group}.*`.")
-        lines += [f"### {group or 'engine'}", "", doc, ""]
-        rows = []
-        for spec, value in groups[group]:
-            rng = f"{_num(spec.min)}..{_num(spec.max)}" + (" (integer)" if spec.integer else "")
-            rows.append((f"`{spec.name}`", rng, spec.unit or "—", _num(spec.default), _num(value), spec.doc or "—"))
-        lines += _table(("name", "range", "unit", "default", "start", "what it does"), rows) + [""]
+        lines += [f"### {group or 'engine'}", "", doc, ""] + _param_table(groups[group])
+    shown = set(groups)
+    for other in others:  # sources the default patch does not use; *start* is that patch's
+        other_gens = dict(other.generators)
+        extra: dict[str, list[tuple[ParamSpec, float]]] = {}
+        for spec, value in other.params:
+            group = spec.name.split(".", 1)[0] if "." in spec.name else ""
+            if group not in shown and group not in other_gens:
+                extra.setdefault(group, []).append((spec, value))
+        for group in sorted(extra):
+            doc = GROUP_DOCS.get(group, f"`{group}.*`.")
+            lines += [f"### {group} (in `{other.patch}`)", "", f"{doc} *start* is that patch's value.", ""]
+            lines += _param_table(extra[group])
+        shown |= set(extra)
     return lines
+
+
+def _param_table(params: list[tuple[ParamSpec, float]]) -> list[str]:
+    rows = []
+    for spec, value in params:
+        rng = f"{_num(spec.min)}..{_num(spec.max)}" + (" (integer)" if spec.integer else "")
+        rows.append((f"`{spec.name}`", rng, spec.unit or "—", _num(spec.default), _num(value), spec.doc or "—"))
+    return _table(("name", "range", "unit", "default", "start", "what it does"), rows) + [""]
 
 
 def _check_section(section: PatchSection) -> None:
@@ -503,8 +525,9 @@ def _patch_keys(live: LiveParameters) -> list[str]:
 def render(patch_path: str | os.PathLike[str] | None = None) -> str:
     """The whole of docs/osc.md; ``patch_path`` (default patches/default.toml) lists the parameters."""
     live = live_parameters(str(Path(patch_path) if patch_path is not None else DEFAULT_PATCH))
-    lines = (_intro(live) + _listening() + _addresses() + _instances() + _replies() + _outgoing() + _parameters(live)
-             + _patch_keys(live))
+    others = tuple(live_parameters(str(p)) for p in OTHER_PATCHES) if patch_path is None else ()
+    lines = (_intro(live) + _listening() + _addresses() + _instances() + _replies() + _outgoing()
+             + _parameters(live, others) + _patch_keys(live))
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
