@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 log = logging.getLogger("livegen")
 
-FAULTS = ("midi-in", "midi-out", "audio", "style")
+FAULTS = ("midi-in", "midi-out", "audio", "audio-start", "style")
 JACK_ARGS = ("--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256")
 
 
@@ -357,6 +357,65 @@ def measure_audio(repeats: int, outage: float) -> dict[str, list[float]]:
     return out
 
 
+def measure_audio_at_start(repeats: int, wait: float) -> dict[str, list[float]]:
+    """A live rig started with no JACK server, jackd started ``wait`` s later: the synth
+    found (opened on it) and sounding (s after jackd answered)."""
+    from livegen.patch.loader import parse_patch
+    from livegen.play import LiveRig, RigOptions
+
+    jack = PrivateJack(f"livegen-faults-{os.getpid()}-audio-start")
+    previous = os.environ.get("JACK_DEFAULT_SERVER")
+    jack.use()
+    out: dict[str, list[float]] = {"found": [], "sounding": []}
+    patch = parse_patch(AUDIO_PATCH.format(port=_free_udp_port()), "faults-bench.toml")
+
+    async def once() -> None:
+        rig = LiveRig(patch, RigOptions(window=False, audio=True, watch_patch=False, seed=1))
+        events: list[tuple[str, float]] = []
+        rig.on_audio = lambda what, t: events.append((what, t))
+        await rig.start()
+        try:
+            if rig.synth is not None:
+                raise BenchError("the synth opened although no JACK server was running")
+            await asyncio.sleep(wait)
+            t1 = await asyncio.to_thread(jack.start)
+            while _first_after(events, "back", t1) is None and time.monotonic() - t1 < 30:
+                await asyncio.sleep(0.005)
+            found = _first_after(events, "back", t1)
+            if found is None or rig.synth is None:
+                raise BenchError(f"the synth did not open when jackd started (events: {events})")
+            sounding = None
+            deadline = time.monotonic() + 10
+            while sounding is None and time.monotonic() < deadline:
+                stats = await asyncio.to_thread(rig.synth.stats)
+                if stats["peak"] > 0.001:
+                    sounding = time.monotonic()
+                await asyncio.sleep(0.02)
+            out["found"].append(found - t1)
+            if sounding is not None:
+                out["sounding"].append(sounding - t1)
+        finally:
+            await rig.close()
+            jack.stop()
+
+    try:
+        for _ in range(repeats):
+            asyncio.run(once())
+    finally:
+        jack.stop()
+        if previous is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = previous
+    return out
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # -- style process ------------------------------------------------------------------------------
 
 
@@ -435,6 +494,8 @@ ROWS = (
     ("audio", "reopened", "jackd back -> synth reopened", "s"),
     ("audio", "sounding", "jackd back -> synth sounding again", "s"),
     ("audio", "notes during outage", "notes out over OSC while audio was gone", "notes"),
+    ("audio-start", "found", "no jackd at start, then started -> synth opened", "s"),
+    ("audio-start", "sounding", "no jackd at start, then started -> synth sounding", "s"),
     ("style", "restarted", "style process killed -> restarted", "s"),
     ("style", "styling again", "style process killed -> styled frames again", "s"),
     ("style", "unstyled frames", "unstyled frames shown meanwhile", "frames"),
@@ -470,7 +531,8 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="times each fault is made")
     parser.add_argument("--only", action="append", choices=FAULTS,
                         help="measure only this fault (repeatable; default: all)")
-    parser.add_argument("--outage", type=float, default=3.0, help="seconds jackd stays dead before it is restarted")
+    parser.add_argument("--outage", type=float, default=3.0,
+                        help="seconds jackd stays dead before it is restarted (audio-start: before it is started)")
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between a MIDI port's changes")
     parser.add_argument("--style-size", default="120x160", help="style frames, HEIGHTxWIDTH")
     parser.add_argument("--fps", type=int, default=30, help="frame rate while the style process is killed")
@@ -499,6 +561,8 @@ def main(args: Any) -> int:
             midi_jack = None
         if "audio" in faults:
             results["audio"] = measure_audio(args.repeats, args.outage)
+        if "audio-start" in faults:
+            results["audio-start"] = measure_audio_at_start(args.repeats, args.outage)
         if "style" in faults:
             h, w = (int(x) for x in args.style_size.lower().split("x"))
             results["style"] = measure_style(args.repeats, (h, w), args.fps)
