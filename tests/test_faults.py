@@ -397,6 +397,18 @@ def test_a_synth_that_found_no_device_stands_in_until_one_is_found():
 
 
 
+def _plays_into_the_server_then_quits(jack, osc: int, notes: Notes, proc: subprocess.Popen, lines: Lines) -> None:
+    """The new synth's JACK client plays into the (new) server, notes keep coming, quit is clean."""
+    ports = jack.ports(connections=True)
+    assert "PortAudio:out_0\n   system:playback_1" in ports, ports
+    assert _ping(osc)
+    n = notes.since(0)
+    assert _wait(lambda: notes.since(0) > n + 5, 30)
+    _osc_quit(osc)
+    assert proc.wait(30) == 0
+    lines._thread.join(5)
+
+
 @pytest.mark.jack
 def test_audio_device_lost_and_back_the_show_goes_on(tmp_path):
     """A private jackd killed under `livegen play`: one line, the rig keeps answering OSC and
@@ -429,14 +441,7 @@ def test_audio_device_lost_and_back_the_show_goes_on(tmp_path):
 
         t_back = jack.start()
         lines.wait(r"audio output .* back after", 60)
-        ports = jack.ports(connections=True)  # the new synth's JACK client, playing into the new server
-        assert "PortAudio:out_0\n   system:playback_1" in ports, ports
-        assert _ping(osc)
-        n = notes.since(0)
-        assert _wait(lambda: notes.since(0) > n + 5, 30)
-        _osc_quit(osc)
-        assert proc.wait(30) == 0
-        lines._thread.join(5)
+        _plays_into_the_server_then_quits(jack, osc, notes, proc, lines)
     finally:
         _stop(proc)
         jack.stop()
@@ -473,13 +478,7 @@ def test_audio_device_missing_at_start_is_found_when_it_appears(tmp_path):
         t_found, found = lines.wait(r"audio output .* found after", 60)
         assert "'system' (JACK Audio Connection Kit) found after" in found and "the synth plays" in found
         assert t_found - t_up < 5.0
-        ports = jack.ports(connections=True)
-        assert "PortAudio:out_0\n   system:playback_1" in ports, ports
-        n = notes.since(0)
-        assert _wait(lambda: notes.since(0) > n + 5, 30)
-        _osc_quit(osc)
-        assert proc.wait(30) == 0
-        lines._thread.join(5)
+        _plays_into_the_server_then_quits(jack, osc, notes, proc, lines)
     finally:
         _stop(proc)
         jack.stop()

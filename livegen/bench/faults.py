@@ -61,6 +61,13 @@ class PrivateJack:
     def use(self) -> None:
         os.environ["JACK_DEFAULT_SERVER"] = self.name
 
+    def restore(self, previous: str | None) -> None:
+        """Undo :meth:`use`: ``previous`` is what ``JACK_DEFAULT_SERVER`` was before it."""
+        if previous is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = previous
+
     def running(self) -> bool:
         try:
             return subprocess.run(["jack_lsp"], env=self.env(), capture_output=True, timeout=5).returncode == 0
@@ -277,11 +284,31 @@ enabled = false
 """
 
 
+def _audio_rig(patch) -> tuple[Any, list[tuple[str, float]]]:
+    """A live rig with the synth, and the list its audio changes ("lost", "back") go to."""
+    from livegen.play import LiveRig, RigOptions
+
+    rig = LiveRig(patch, RigOptions(window=False, audio=True, watch_patch=False, seed=1))
+    events: list[tuple[str, float]] = []
+    rig.on_audio = lambda what, t: events.append((what, t))
+    return rig, events
+
+
+async def _sounding(rig, timeout: float = 10.0) -> float | None:
+    """When the rig's synth was first heard (its peak level above silence), or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and rig.synth is not None:
+        stats = await asyncio.to_thread(rig.synth.stats)
+        if stats["peak"] > 0.001:
+            return time.monotonic()
+        await asyncio.sleep(0.02)
+    return None
+
+
 def measure_audio(repeats: int, outage: float) -> dict[str, list[float]]:
     """jackd killed under a live rig, started again ``outage`` s later: audio reported lost,
     the synth reopened and sounding again (s); notes out over OSC during the outage."""
     from livegen.patch.loader import parse_patch
-    from livegen.play import LiveRig, RigOptions
 
     jack = PrivateJack(f"livegen-faults-{os.getpid()}-audio")
     jack.start()
@@ -307,9 +334,7 @@ def measure_audio(repeats: int, outage: float) -> dict[str, list[float]]:
     patch = parse_patch(AUDIO_PATCH.format(port=rx.getsockname()[1]), "faults-bench.toml")
 
     async def run() -> None:
-        rig = LiveRig(patch, RigOptions(window=False, audio=True, watch_patch=False, seed=1))
-        events: list[tuple[str, float]] = []
-        rig.on_audio = lambda what, t: events.append((what, t))
+        rig, events = _audio_rig(patch)
         await rig.start()
         try:
             if rig.synth is None:
@@ -328,13 +353,7 @@ def measure_audio(repeats: int, outage: float) -> dict[str, list[float]]:
                 back = _first_after(events, "back", t1)
                 if lost is None or back is None:
                     raise BenchError(f"the audio watcher did not follow jackd (events: {events})")
-                sounding = None
-                deadline = time.monotonic() + 10
-                while sounding is None and time.monotonic() < deadline and rig.synth is not None:
-                    stats = await asyncio.to_thread(rig.synth.stats)
-                    if stats["peak"] > 0.001:
-                        sounding = time.monotonic()
-                    await asyncio.sleep(0.02)
+                sounding = await _sounding(rig)
                 out["lost"].append(lost - t0)
                 out["reopened"].append(back - t1)
                 if sounding is not None:
@@ -350,10 +369,7 @@ def measure_audio(repeats: int, outage: float) -> dict[str, list[float]]:
         listener.join(2)
         rx.close()
         jack.stop()
-        if previous is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = previous
+        jack.restore(previous)
     return out
 
 
@@ -361,7 +377,6 @@ def measure_audio_at_start(repeats: int, wait: float) -> dict[str, list[float]]:
     """A live rig started with no JACK server, jackd started ``wait`` s later: the synth
     found (opened on it) and sounding (s after jackd answered)."""
     from livegen.patch.loader import parse_patch
-    from livegen.play import LiveRig, RigOptions
 
     jack = PrivateJack(f"livegen-faults-{os.getpid()}-audio-start")
     previous = os.environ.get("JACK_DEFAULT_SERVER")
@@ -370,9 +385,7 @@ def measure_audio_at_start(repeats: int, wait: float) -> dict[str, list[float]]:
     patch = parse_patch(AUDIO_PATCH.format(port=_free_udp_port()), "faults-bench.toml")
 
     async def once() -> None:
-        rig = LiveRig(patch, RigOptions(window=False, audio=True, watch_patch=False, seed=1))
-        events: list[tuple[str, float]] = []
-        rig.on_audio = lambda what, t: events.append((what, t))
+        rig, events = _audio_rig(patch)
         await rig.start()
         try:
             if rig.synth is not None:
@@ -384,13 +397,7 @@ def measure_audio_at_start(repeats: int, wait: float) -> dict[str, list[float]]:
             found = _first_after(events, "back", t1)
             if found is None or rig.synth is None:
                 raise BenchError(f"the synth did not open when jackd started (events: {events})")
-            sounding = None
-            deadline = time.monotonic() + 10
-            while sounding is None and time.monotonic() < deadline:
-                stats = await asyncio.to_thread(rig.synth.stats)
-                if stats["peak"] > 0.001:
-                    sounding = time.monotonic()
-                await asyncio.sleep(0.02)
+            sounding = await _sounding(rig)
             out["found"].append(found - t1)
             if sounding is not None:
                 out["sounding"].append(sounding - t1)
@@ -403,10 +410,7 @@ def measure_audio_at_start(repeats: int, wait: float) -> dict[str, list[float]]:
             asyncio.run(once())
     finally:
         jack.stop()
-        if previous is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = previous
+        jack.restore(previous)
     return out
 
 
