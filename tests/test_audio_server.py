@@ -148,8 +148,15 @@ def test_audio_process_does_not_rerun_the_main_module(jack_server, tmp_path):
     assert len(list(tmp_path.glob("ran-*"))) == 1  # the parent only
 
 
-def test_callback_places_events_at_their_sample():
-    """The child's timing with a fake stream clock: event time -> sample offset, late events."""
+def test_callback_places_events_at_their_sample(monkeypatch):
+    """The child's timing with a fake stream clock: event time -> sample offset, late events.
+
+    Our clock stands still during each call (a busy machine made a real one move by
+    2.7 ms between the send and the callback, and the onset with it)."""
+    import livegen.sound.server as server
+
+    clock = SimpleNamespace(now=time.monotonic())
+    monkeypatch.setattr(server, "time", SimpleNamespace(monotonic=lambda: clock.now, perf_counter=time.perf_counter))
     parent, child = multiprocessing.Pipe()
     state = _AudioState(child, Synth(SR), SR, 2, "test")
     frames = 512
@@ -160,16 +167,16 @@ def test_callback_places_events_at_their_sample():
         # The stream clock is unrelated to ours; its block reaches the DAC 10 ms after "now".
         state.callback(out, frames, SimpleNamespace(currentTime=5.0, outputBufferDacTime=5.010), status)
 
-    now = time.monotonic()
+    now = clock.now
     parent.send(("on", now + 0.010 + 200 / SR, 60, 100, 0, "pluck"))
     parent.send(("on", now + 10.0, 62, 100, 0, "pluck"))  # far ahead: stays queued
     callback()
     onset = int(np.argmax(np.abs(out[:, 0]) > 0))
-    assert 100 <= onset <= 200, onset  # 200 samples in, less the time the call took (up to 2 ms on a busy CI box)
+    assert onset == 200, onset  # the block reaches the DAC 10 ms from now; the note 200 samples later
     assert not out[:onset].any()
     assert len(state.heap) == 1 and state.late_events == 0
 
-    parent.send(("on", time.monotonic() - 1.0, 64, 100, 0, "pluck"))  # a second late
+    parent.send(("on", clock.now - 1.0, 64, 100, 0, "pluck"))  # a second late
     callback()
     assert state.late_events == 1
     assert state.synth.active_voices == 2

@@ -49,7 +49,8 @@ def test_two_minute_soak_of_the_default_patch(jack_server, tmp_path):
     assert list(lags) == [">0.5", ">1", ">2", ">3"] and lags[">0.5"] >= lags[">1"] >= lags[">2"] >= lags[">3"] >= 0
     assert r["cpu_stolen_s"] >= 0.0 and "CPU time stolen" in proc.stdout
     # Each underrun is given its time, and the machine was watched for stalls on every core.
-    assert len(audio["underruns_at_s"]) == min(audio["underruns"], 64)
+    # (the synth keeps its last 64; the soak gathers them at every reading)
+    assert min(audio["underruns"], 64) <= len(audio["underruns_at_s"]) <= audio["underruns"]
     assert all(0.0 <= t <= r["minutes"] * 60 for t in audio["underruns_at_s"])
     assert len(audio["machine_stall_ms_at_underrun"]) == len(audio["underruns_at_s"])
     ms = r["machine_stalls"]
