@@ -336,8 +336,8 @@ async def _soak(args, rig, patch, port: int, jack: bool, t0: float) -> dict:
         except (subprocess.TimeoutExpired, ValueError):
             controller.kill()
             controller.wait()
-    t_end = time.monotonic()
     totals = await asyncio.to_thread(audio.read)
+    t_end = time.monotonic()  # after the last reading: every underrun counted falls in the measurement
     timing = rig.timing.stats() if rig.timing is not None else {"note_on_times": []}
     style = worker.stats() if worker is not None else {}
     osc = dict(rig.osc.stats) if rig.osc is not None else {}
