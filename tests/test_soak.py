@@ -51,7 +51,7 @@ def test_two_minute_soak_of_the_default_patch(jack_server, tmp_path):
     # Each underrun is given its time, and the machine was watched for stalls on every core.
     # (the synth keeps its last 64; the soak gathers them at every reading)
     assert min(audio["underruns"], 64) <= len(audio["underruns_at_s"]) <= audio["underruns"]
-    assert all(0.0 <= t <= r["minutes"] * 60 for t in audio["underruns_at_s"])
+    assert all(0.0 <= t <= r["minutes"] * 60 + 0.6 for t in audio["underruns_at_s"])  # (minutes: to 0.01)
     assert len(audio["machine_stall_ms_at_underrun"]) == len(audio["underruns_at_s"])
     ms = r["machine_stalls"]
     assert ms["probes"] == len(os.sched_getaffinity(0)) and "machine stalls" in proc.stdout
