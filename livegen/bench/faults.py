@@ -376,13 +376,14 @@ def measure_audio(repeats: int, outage: float) -> dict[str, list[float]]:
 def measure_audio_at_start(repeats: int, wait: float) -> dict[str, list[float]]:
     """A live rig started with no JACK server, jackd started ``wait`` s later: the synth
     found (opened on it) and sounding (s after jackd answered)."""
+    from livegen.bench.timing import _free_port
     from livegen.patch.loader import parse_patch
 
     jack = PrivateJack(f"livegen-faults-{os.getpid()}-audio-start")
     previous = os.environ.get("JACK_DEFAULT_SERVER")
     jack.use()
     out: dict[str, list[float]] = {"found": [], "sounding": []}
-    patch = parse_patch(AUDIO_PATCH.format(port=_free_udp_port()), "faults-bench.toml")
+    patch = parse_patch(AUDIO_PATCH.format(port=_free_port()), "faults-bench.toml")
 
     async def once() -> None:
         rig, events = _audio_rig(patch)
@@ -412,12 +413,6 @@ def measure_audio_at_start(repeats: int, wait: float) -> dict[str, list[float]]:
         jack.stop()
         jack.restore(previous)
     return out
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- style process ------------------------------------------------------------------------------
